@@ -1,0 +1,5 @@
+"""dashscope_rt: a synchronous, threaded SDK for DashScope Qwen-Omni-Realtime."""
+
+from ._version import __version__
+
+__all__ = ["__version__"]

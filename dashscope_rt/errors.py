@@ -1,0 +1,186 @@
+"""Every exception the SDK raises, in one tree.
+
+::
+
+    RealtimeError                      base of everything raised here
+    ├── InvalidInput (ValueError)      bad argument or config value; names the field and the range
+    │   └── UnsupportedByModel         valid in general, but not for this model
+    ├── TransportError                 the WebSocket connection failed or ended
+    │   ├── ConnectError               could not open the connection
+    │   │   ├── NameResolutionError    DNS lookup failed
+    │   │   ├── ConnectionRefused      nothing listens at that address
+    │   │   ├── TLSError               certificate or TLS handshake failure
+    │   │   ├── ConnectTimeout         (also a Timeout) no answer within the connect timeout
+    │   │   └── HandshakeError         the server answered the upgrade with an HTTP error
+    │   │       └── AuthenticationError  HTTP 401/403: bad key, or a key of another region
+    │   └── ConnectionClosed           the socket closed (code, reason, by_server)
+    ├── Timeout (TimeoutError)         a blocking call ran out of time
+    ├── ProtocolError                  a frame that is not a valid protocol message
+    ├── ServerError                    an ``error`` event from the service (type, code, param, ...)
+    └── SessionClosed (RuntimeError)   the session is closed; nothing more can be sent
+
+No message or attribute here ever holds the API key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = [
+    "AuthenticationError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "ConnectionRefused",
+    "HandshakeError",
+    "InvalidInput",
+    "NameResolutionError",
+    "ProtocolError",
+    "RealtimeError",
+    "ServerError",
+    "SessionClosed",
+    "TLSError",
+    "Timeout",
+    "TransportError",
+    "UnsupportedByModel",
+]
+
+
+class RealtimeError(Exception):
+    """Base class of every exception raised by ``dashscope_rt``."""
+
+
+class InvalidInput(RealtimeError, ValueError):
+    """An argument or configuration value is invalid; the message names the field and the range."""
+
+
+class UnsupportedByModel(InvalidInput):
+    """The request is valid in general but the selected model does not support it."""
+
+    def __init__(self, message: str, *, model: str = "", feature: str = "") -> None:
+        super().__init__(message)
+        self.model = model
+        self.feature = feature
+
+
+class TransportError(RealtimeError):
+    """The WebSocket connection could not be opened, or it broke."""
+
+
+class ConnectError(TransportError):
+    """The connection could not be opened. ``url`` never contains the key."""
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class NameResolutionError(ConnectError):
+    """The host name of the URL could not be resolved."""
+
+
+class ConnectionRefused(ConnectError):
+    """The host refused the TCP connection (nothing listens on that port)."""
+
+
+class TLSError(ConnectError):
+    """TLS failed: an untrusted or mismatched certificate, or a failed TLS handshake."""
+
+
+class Timeout(RealtimeError, TimeoutError):
+    """A blocking operation did not finish within its timeout."""
+
+
+class ConnectTimeout(ConnectError, Timeout):
+    """No connection, or no ``session.created``, within the connect timeout."""
+
+
+class HandshakeError(ConnectError):
+    """The server answered the WebSocket upgrade with an HTTP error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        status: int = 0,
+        body: str = "",
+        headers: Optional[dict[str, str]] = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+class AuthenticationError(HandshakeError):
+    """HTTP 401/403 at the handshake: the key is wrong, or belongs to another region."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        status: int = 401,
+        body: str = "",
+        headers: Optional[dict[str, str]] = None,
+        region: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, url=url, status=status, body=body, headers=headers)
+        self.region = region
+
+
+class ConnectionClosed(TransportError):
+    """The WebSocket closed. ``by_server`` is False when this side closed it."""
+
+    def __init__(self, code: Optional[int], reason: str = "", *, by_server: bool = True) -> None:
+        who = "server" if by_server else "client"
+        text = f"connection closed by the {who}"
+        if code is not None:
+            text += f" with code {code}"
+        if reason:
+            text += f": {reason}"
+        super().__init__(text)
+        self.code = code
+        self.reason = reason
+        self.by_server = by_server
+
+
+class ProtocolError(RealtimeError):
+    """A received frame is not a valid protocol message (bad JSON, not an object, bad base64)."""
+
+    def __init__(self, message: str, *, frame: Any = None) -> None:
+        super().__init__(message)
+        self.frame = frame
+
+
+class ServerError(RealtimeError):
+    """An ``error`` event sent by the service.
+
+    ``fatal`` is True for errors after which the service closes the session.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str = "",
+        code: Optional[str] = None,
+        param: Optional[str] = None,
+        event_id: Optional[str] = None,
+        fatal: bool = False,
+    ) -> None:
+        parts = [p for p in (type, code) if p]
+        prefix = f"[{'/'.join(parts)}] " if parts else ""
+        suffix = f" (param: {param})" if param else ""
+        super().__init__(f"{prefix}{message}{suffix}")
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.event_id = event_id
+        self.fatal = fatal
+
+
+class SessionClosed(RealtimeError, RuntimeError):
+    """The session is closed (or was never connected), so nothing can be sent."""
