@@ -1,0 +1,1043 @@
+"""Sans-IO conversation state: what the server said, what is in flight, what to do next.
+
+:class:`Conversation` is fed every decoded server event (:meth:`Conversation.receive`) and every
+client event as it is sent (:meth:`Conversation.sent`). It keeps the current response, its text,
+transcript, audio and tool calls, the turn history and latency metrics, and returns
+:class:`Notice` objects telling the session what happened (a response started or finished, tool
+calls are ready, the user barged in, ...). It does no I/O, uses no threads and never raises on
+odd input; the caller serialises access (the session holds a lock).
+
+After ``response.cancel`` (or a barge-in) some models never send ``response.done``
+(protocol.md §3.7). Such a response is finished here with status ``"cancelled"`` once
+``response.audio.done``/``response.output_item.done`` arrived and ``cancel_grace`` passed, or
+``cancel_timeout`` after its last event. Call :meth:`Conversation.poll` now and then (at
+:meth:`Conversation.next_deadline`) so that waiters never hang.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+import time
+import wave
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+import attrs
+
+from . import events as ev
+from .models import ModelInfo
+from .tools import parse_arguments
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "AssistantTranscript",
+    "BargeIn",
+    "ConfigApplied",
+    "Conversation",
+    "CreateFailed",
+    "HistoryEntry",
+    "Notice",
+    "Reply",
+    "ResponseFinished",
+    "ResponseStarted",
+    "SessionReady",
+    "ToolCall",
+    "ToolCallsReady",
+    "TurnMetrics",
+    "UserTranscript",
+]
+
+log = logging.getLogger("dashscope_rt.conversation")
+
+_FINISHED_IDS_KEPT = 256
+
+
+# --- value objects ---------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ToolCall:
+    """One function call requested by the model (``arguments`` is the raw JSON text)."""
+
+    call_id: str
+    name: str
+    arguments: str = ""
+    response_id: Optional[str] = None
+    item_id: Optional[str] = None
+
+    def parsed_arguments(self) -> dict[str, Any]:
+        """``arguments`` as a dict (leading space tolerated, ``{}`` when empty).
+
+        Raises :class:`~dashscope_rt.errors.InvalidInput` (a ``ToolArgumentsError``) naming the
+        tool and the raw text when it is not a JSON object.
+        """
+        return parse_arguments(self.arguments, tool=self.name)
+
+
+def _ms(start: Optional[float], end: Optional[float]) -> Optional[float]:
+    if start is None or end is None or end < start:
+        return None  # not measured, or events arrived out of order
+    return (end - start) * 1000.0
+
+
+@attrs.frozen(kw_only=True)
+class TurnMetrics:
+    """Timestamps of one response on the conversation's monotonic clock, and derived latencies.
+
+    A timestamp is None when its event did not happen (no ``speech_stopped`` in manual mode, no
+    audio in a text-only reply, ...); the derived values are then None too.
+    """
+
+    response_id: Optional[str] = None
+    status: Optional[str] = None
+    speech_stopped_at: Optional[float] = None
+    committed_at: Optional[float] = None
+    response_created_at: Optional[float] = None
+    first_text_at: Optional[float] = None
+    first_audio_at: Optional[float] = None
+    done_at: Optional[float] = None
+    audio_bytes: int = 0
+    sample_rate: int = 24000
+    usage: Optional[ev.Usage] = None
+
+    @property
+    def speech_end_to_first_audio_ms(self) -> Optional[float]:
+        """User stopped speaking (VAD) -> first audio of the answer: the latency users feel."""
+        return _ms(self.speech_stopped_at, self.first_audio_at)
+
+    @property
+    def committed_to_first_audio_ms(self) -> Optional[float]:
+        """Input committed -> first audio (the manual-mode counterpart of the above)."""
+        return _ms(self.committed_at, self.first_audio_at)
+
+    @property
+    def created_to_first_text_ms(self) -> Optional[float]:
+        """``response.created`` -> first text or transcript delta."""
+        return _ms(self.response_created_at, self.first_text_at)
+
+    @property
+    def created_to_first_audio_ms(self) -> Optional[float]:
+        """``response.created`` -> first audio delta."""
+        return _ms(self.response_created_at, self.first_audio_at)
+
+    @property
+    def total_ms(self) -> Optional[float]:
+        """``response.created`` -> end of the response."""
+        return _ms(self.response_created_at, self.done_at)
+
+    @property
+    def audio_out_ms(self) -> float:
+        """Duration of the audio received for this response."""
+        if self.sample_rate <= 0:
+            return 0.0
+        return (self.audio_bytes // 2) * 1000.0 / self.sample_rate
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class Reply:
+    """A finished response: text, transcript, PCM16LE mono audio, usage, tool calls, metrics."""
+
+    response_id: Optional[str]
+    status: str
+    text: str = ""
+    transcript: str = ""
+    audio: bytes = b""
+    sample_rate: int = 24000
+    usage: Optional[ev.Usage] = None
+    metrics: TurnMetrics = attrs.field(factory=TurnMetrics)
+    tool_calls: tuple[ToolCall, ...] = ()
+    user_transcript: Optional[str] = None
+    response: Optional[ev.Response] = None
+    """The ``response.done`` payload (None when the response ended without one)."""
+
+    @property
+    def duration(self) -> float:
+        """Audio duration in seconds."""
+        return (len(self.audio) // 2) / self.sample_rate if self.sample_rate > 0 else 0.0
+
+    @property
+    def samples(self) -> npt.NDArray[np.int16]:
+        """The audio as a read-only numpy int16 array (a view, no copy)."""
+        import numpy as np
+
+        usable = len(self.audio) - len(self.audio) % 2
+        return np.frombuffer(self.audio, dtype="<i2", count=usable // 2)
+
+    def to_wav(self) -> bytes:
+        """The audio as a complete WAV file (mono, 16-bit)."""
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(self.sample_rate)
+            w.writeframes(self.audio[: len(self.audio) - len(self.audio) % 2])
+        return buf.getvalue()
+
+    def _repr_html_(self) -> str:
+        parts = ["<div>"]
+        if self.audio:
+            data = base64.b64encode(self.to_wav()).decode("ascii")
+            parts.append(f'<audio controls src="data:audio/wav;base64,{data}"></audio>')
+        if self.text:
+            parts.append(f"<p>{html.escape(self.text)}</p>")
+        for call in self.tool_calls:
+            parts.append(
+                f"<p><code>{html.escape(call.name)}({html.escape(call.arguments.strip())})</code></p>"
+            )
+        parts.append(
+            f"<small>{html.escape(self.status)}"
+            + (f", {self.duration:.1f} s audio" if self.audio else "")
+            + "</small></div>"
+        )
+        return "".join(parts)
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        extra = f", tool_calls={len(self.tool_calls)}" if self.tool_calls else ""
+        return (
+            f"Reply(response_id={self.response_id!r}, status={self.status!r}, text={text!r},"
+            f" audio={self.duration:.2f}s@{self.sample_rate}Hz{extra})"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class HistoryEntry:
+    """One line of the conversation transcript."""
+
+    role: str  # "user" | "assistant"
+    item_id: Optional[str]
+    text: str
+    final: bool
+
+
+# --- notices ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Notice:
+    """Base class of what :meth:`Conversation.receive` reports."""
+
+
+@attrs.frozen
+class SessionReady(Notice):
+    """``session.created`` arrived."""
+
+    session_id: Optional[str]
+
+
+@attrs.frozen
+class ConfigApplied(Notice):
+    """``session.updated`` arrived; ``session`` is the effective configuration (wire dict)."""
+
+    session: Mapping[str, Any]
+
+
+@attrs.frozen
+class ResponseStarted(Notice):
+    """A response began (``response.created``, or its first event if that was missing)."""
+
+    response_id: Optional[str]
+
+
+@attrs.frozen
+class ResponseFinished(Notice):
+    """A response ended (``response.done``, or synthesised after a cancel without one)."""
+
+    reply: Reply
+
+
+@attrs.frozen
+class ToolCallsReady(Notice):
+    """The finished response asked for these calls (all of them; run them, then respond)."""
+
+    response_id: Optional[str]
+    calls: tuple[ToolCall, ...]
+
+
+@attrs.frozen
+class UserTranscript(Notice):
+    """Transcript of the user's speech: a preview (``final=False``) or the final text."""
+
+    item_id: Optional[str]
+    text: str
+    final: bool
+
+
+@attrs.frozen
+class AssistantTranscript(Notice):
+    """The assistant's text so far (``text``), with the new piece (``delta``)."""
+
+    response_id: Optional[str]
+    item_id: Optional[str]
+    text: str
+    delta: str
+    final: bool
+
+
+@attrs.frozen
+class BargeIn(Notice):
+    """The user started speaking while a response was playing: flush queued playback."""
+
+    response_id: Optional[str]
+
+
+@attrs.frozen
+class CreateFailed(Notice):
+    """A ``response.create`` was rejected by an ``error`` event (or timed out)."""
+
+    event_id: Optional[str]
+    message: str
+
+
+# --- internal state --------------------------------------------------------------------------
+
+
+class _Turn:
+    """What is known about the user input that leads to the next response."""
+
+    __slots__ = ("commit_sent_at", "committed_at", "item_id", "speech_stopped_at", "transcript")
+
+    def __init__(self) -> None:
+        self.item_id: Optional[str] = None
+        self.speech_stopped_at: Optional[float] = None
+        self.committed_at: Optional[float] = None
+        self.commit_sent_at: Optional[float] = None
+        self.transcript: Optional[str] = None
+
+
+class _Call:
+    __slots__ = ("arguments", "call_id", "done", "item_id", "name", "parts")
+
+    def __init__(self, call_id: Optional[str], item_id: Optional[str]) -> None:
+        self.call_id = call_id
+        self.item_id = item_id
+        self.name: Optional[str] = None
+        self.parts: list[str] = []
+        self.arguments: Optional[str] = None
+        self.done = False
+
+
+class _Response:
+    __slots__ = (
+        "audio",
+        "audio_bytes",
+        "audio_done",
+        "calls",
+        "cancel_at",
+        "created_at",
+        "ended_hint_at",
+        "first_audio_at",
+        "first_text_at",
+        "id",
+        "item_id",
+        "last_event_at",
+        "sample_rate",
+        "seq",
+        "text",
+        "text_done",
+        "transcript",
+        "transcript_done",
+        "turn",
+    )
+
+    def __init__(
+        self, rid: Optional[str], seq: int, now: float, sample_rate: int, turn: _Turn
+    ) -> None:
+        self.id = rid
+        self.seq = seq
+        self.created_at: Optional[float] = None
+        self.last_event_at = now
+        self.sample_rate = sample_rate
+        self.turn = turn
+        self.item_id: Optional[str] = None
+        self.text = ""
+        self.transcript = ""
+        self.text_done: Optional[str] = None
+        self.transcript_done: Optional[str] = None
+        self.audio: list[bytes] = []
+        self.audio_bytes = 0
+        self.audio_done = False
+        self.first_text_at: Optional[float] = None
+        self.first_audio_at: Optional[float] = None
+        self.calls: dict[str, _Call] = {}
+        self.cancel_at: Optional[float] = None
+        self.ended_hint_at: Optional[float] = None
+
+    def call(self, call_id: Optional[str], item_id: Optional[str]) -> _Call:
+        key = call_id or item_id or f"#{len(self.calls)}"
+        found = self.calls.get(key)
+        if found is None and call_id and item_id:
+            # A call first seen by item id only (output_item.added without call_id).
+            found = self.calls.pop(item_id, None)
+            if found is not None:
+                self.calls[key] = found
+        if found is None:
+            found = self.calls[key] = _Call(call_id, item_id)
+        found.call_id = found.call_id or call_id
+        found.item_id = found.item_id or item_id
+        return found
+
+
+def _is_audio(item: ev.Item) -> bool:
+    return any(p.type == "audio" for p in item.content)
+
+
+# --- the state machine -----------------------------------------------------------------------
+
+
+_ClientEventLike = Union[ev.ClientEvent, Mapping[str, Any]]
+
+
+class Conversation:
+    """Sans-IO state of one realtime session. Not thread-safe: the caller serialises access.
+
+    ``cancel_timeout``: seconds after the last event of a cancelled (or barged-in) response
+    after which it is finished without ``response.done``. ``cancel_grace``: seconds to wait
+    for ``response.done`` once the audio/output item of a cancelled response is done.
+    ``create_timeout``: seconds after which a ``response.create`` that got neither
+    ``response.created`` nor an error stops counting as pending.
+    """
+
+    def __init__(
+        self,
+        model: ModelInfo,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cancel_timeout: float = 5.0,
+        cancel_grace: float = 0.5,
+        create_timeout: float = 15.0,
+    ) -> None:
+        self.model = model
+        self.clock = clock
+        self.cancel_timeout = cancel_timeout
+        self.cancel_grace = cancel_grace
+        self.create_timeout = create_timeout
+        self.session_id: Optional[str] = None
+        self.session: dict[str, Any] = {}
+        self.history: list[HistoryEntry] = []
+        self.metrics: list[TurnMetrics] = []
+        self.last_reply: Optional[Reply] = None
+        self.audio_bytes_sent = 0
+        self._playback_end = 0.0
+        self._playback_id: Optional[str] = None
+        self.response_pending = False
+        self._pending_create_id: Optional[str] = None
+        self._pending_since: Optional[float] = None
+        self._cancel_event_id: Optional[str] = None
+        self._cancel_next: Optional[float] = None
+        self._open: dict[Optional[str], _Response] = {}
+        self._finished: deque[Optional[str]] = deque(maxlen=_FINISHED_IDS_KEPT)
+        self._finished_set: set[Optional[str]] = set()
+        self._turn = _Turn()
+        self._last_turn: Optional[_Turn] = None
+        self._tool_output_sent = False
+        self._seq = 0
+        self._history_index: dict[tuple[str, Any], int] = {}
+        self._unacked_texts: deque[tuple[str, Any]] = deque()
+        self._user_item_response: dict[str, int] = {}
+        self._out: list[Notice] = []
+
+    # --- public state ---
+
+    @property
+    def active_response_id(self) -> Optional[str]:
+        """Id of the response in progress (None when idle or when its id is unknown)."""
+        for rid in reversed(self._open):
+            return rid
+        return None
+
+    @property
+    def response_active(self) -> bool:
+        """Whether a response is in progress (its id may be unknown)."""
+        return bool(self._open)
+
+    @property
+    def receiving_audio(self) -> bool:
+        """Whether audio of an unfinished response is still coming in."""
+        return any(r.audio_bytes and not r.audio_done for r in self._open.values())
+
+    @property
+    def output_rate(self) -> int:
+        """Output sample rate: the session's ``audio.output.format.sample_rate`` or the model's."""
+        try:
+            rate = self.session["audio"]["output"]["format"]["sample_rate"]
+        except (KeyError, TypeError):
+            return self.model.output_rate
+        return rate if type(rate) is int and rate > 0 else self.model.output_rate
+
+    @property
+    def playing_until(self) -> float:
+        """Clock time at which received audio ends if played in real time from its arrival."""
+        return self._playback_end
+
+    def can_create_response(self) -> bool:
+        """True when no response is in progress and no ``response.create`` is pending."""
+        return not self._open and not self.response_pending
+
+    def next_deadline(self) -> Optional[float]:
+        """Clock time at which :meth:`poll` has work to do (None: nothing is waiting)."""
+        times = [d for d in (self._deadline(r) for r in self._open.values()) if d is not None]
+        if self.response_pending and self._pending_since is not None:
+            times.append(self._pending_since + self.create_timeout)
+        return min(times) if times else None
+
+    # --- input ---
+
+    def receive(self, event: ev.ServerEvent, *, now: Optional[float] = None) -> list[Notice]:
+        """Account for a decoded server event; return the notices it causes. Never raises."""
+        t = self.clock() if now is None else now
+        out: list[Notice] = []
+        self._out = out
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            try:
+                handler(self, event, t)
+            except Exception:
+                log.warning("conversation state: failed on %r", event, exc_info=True)
+        if self._open:
+            self._expire(t)
+        self._out = []
+        return out
+
+    def sent(
+        self,
+        event: _ClientEventLike,
+        *,
+        event_id: Optional[str] = None,
+        now: Optional[float] = None,
+    ) -> None:
+        """Account for a client event just sent (pass the ``event_id`` used on the wire)."""
+        t = self.clock() if now is None else now
+        try:
+            self._sent(event, event_id, t)
+        except Exception:
+            log.warning("conversation state: failed on sent %r", event, exc_info=True)
+
+    def poll(self, now: Optional[float] = None) -> list[Notice]:
+        """Finish cancelled responses that will get no ``response.done``; expire a lost create."""
+        t = self.clock() if now is None else now
+        out: list[Notice] = []
+        self._out = out
+        try:
+            self._expire(t)
+            if (
+                self.response_pending
+                and self._pending_since is not None
+                and t >= self._pending_since + self.create_timeout
+            ):
+                log.warning(
+                    "response.create got no response.created in %.1f s", self.create_timeout
+                )
+                eid = self._pending_create_id
+                self._clear_pending()
+                out.append(CreateFailed(eid, "no response.created before the timeout"))
+        except Exception:
+            log.warning("conversation state: poll failed", exc_info=True)
+        self._out = []
+        return out
+
+    # --- client events ---
+
+    def _sent(self, event: _ClientEventLike, event_id: Optional[str], t: float) -> None:
+        if isinstance(event, Mapping):
+            kind = event.get("type")
+            eid = event_id or event.get("event_id")
+        else:
+            kind = getattr(event, "TYPE", None)
+            eid = event_id or getattr(event, "event_id", None)
+        if kind == "input_audio_buffer.append":
+            audio = (
+                event.get("audio") if isinstance(event, Mapping) else getattr(event, "audio", None)
+            )
+            if isinstance(audio, str):
+                self.audio_bytes_sent += len(audio) * 3 // 4
+            elif audio is not None:
+                self.audio_bytes_sent += len(audio)
+        elif kind == "response.create":
+            self.response_pending = True
+            self._pending_create_id = eid
+            self._pending_since = t
+        elif kind == "response.cancel":
+            self._cancel_event_id = eid
+            for resp in self._open.values():
+                if resp.cancel_at is None:
+                    resp.cancel_at = t
+            if not self._open and self.response_pending:
+                # The response may already run on the server: cancel it when it shows up.
+                self._cancel_next = t
+        elif kind == "input_audio_buffer.commit":
+            self._turn.commit_sent_at = t
+        elif kind == "conversation.item.create":
+            item = event.get("item") if isinstance(event, Mapping) else getattr(event, "item", None)
+            if isinstance(item, Mapping):
+                self._sent_item(item)
+
+    def _sent_item(self, item: Mapping[str, Any]) -> None:
+        if item.get("type") == "function_call_output":
+            self._tool_output_sent = True
+            return
+        if item.get("type") == "message" and item.get("role") == "user":
+            content = item.get("content")
+            texts = [
+                c.get("text") for c in content or () if isinstance(c, Mapping) and c.get("text")
+            ]
+            text = "".join(str(x) for x in texts)
+            if text:
+                self._turn.transcript = text
+                item_id = item.get("id")
+                if isinstance(item_id, str):
+                    self._set_user(item_id, text, True)
+                else:
+                    self._seq += 1
+                    key = ("text", self._seq)
+                    self._unacked_texts.append(key)
+                    self._set_history(key, "user", None, text, True)
+
+    # --- server events ---
+
+    def _on_session_created(self, e: ev.SessionCreated, t: float) -> None:
+        self.session_id = e.session.id
+        self.session = dict(e.session.raw)
+        self._out.append(SessionReady(self.session_id))
+
+    def _on_session_updated(self, e: ev.SessionUpdated, t: float) -> None:
+        self.session = dict(e.session.raw)
+        self.session_id = e.session.id or self.session_id
+        self._out.append(ConfigApplied(dict(self.session)))
+
+    def _interrupts(self) -> bool:
+        td = self.session.get("turn_detection")
+        return not (isinstance(td, Mapping) and td.get("interrupt_response") is False)
+
+    def _on_speech_started(self, e: ev.SpeechStarted, t: float) -> None:
+        if self._interrupts():
+            if self._open:
+                # The server stops this response (interrupt_response); it may send no done.
+                self._out.append(BargeIn(next(reversed(self._open.values())).id))
+                for r in self._open.values():
+                    if r.cancel_at is None:
+                        r.cancel_at = t
+            elif t < self._playback_end:
+                # The answer is complete but (probably) still playing: stop it.
+                self._out.append(BargeIn(self._playback_id))
+            self._playback_end = min(self._playback_end, t)
+        if self._turn.speech_stopped_at is not None or self._turn.committed_at is not None:
+            self._turn = _Turn()  # a new utterance after the previous one ended
+        self._turn.item_id = e.item_id or self._turn.item_id
+
+    def _on_speech_stopped(self, e: ev.SpeechStopped, t: float) -> None:
+        self._turn.speech_stopped_at = t
+        self._turn.item_id = e.item_id or self._turn.item_id
+
+    def _on_committed(self, e: ev.AudioBufferCommitted, t: float) -> None:
+        self._turn.committed_at = t
+        self._turn.item_id = e.item_id or self._turn.item_id
+
+    def _on_item_created(self, e: ev.ItemCreated, t: float) -> None:
+        item = e.item
+        if item is None or item.type != "message" or item.role != "user":
+            return
+        text = item.text
+        if not text:
+            return
+        if self._unacked_texts:
+            key = self._unacked_texts[0]
+            idx = self._history_index.get(key)
+            if idx is not None and self.history[idx].text == text:
+                # The echo of a text message sent by this client: now we know its id.
+                self._unacked_texts.popleft()
+                del self._history_index[key]
+                self.history[idx] = attrs.evolve(self.history[idx], item_id=item.id)
+                self._history_index[("user", item.id)] = idx
+                return
+        if ("user", item.id) not in self._history_index:
+            self._turn.transcript = text
+            self._set_user(item.id, text, True)
+
+    def _on_user_delta(self, e: ev.InputTranscriptionDelta, t: float) -> None:
+        key = ("user", e.item_id)
+        idx = self._history_index.get(key)
+        if idx is not None and self.history[idx].final:
+            return
+        if e.text is None and e.stash is None and e.delta:
+            prev = self.history[idx].text if idx is not None else ""
+            text = prev + e.delta
+        else:
+            text = e.preview
+        self._set_user(e.item_id, text, False)
+        self._out.append(UserTranscript(e.item_id, text, False))
+
+    def _on_user_completed(self, e: ev.InputTranscriptionCompleted, t: float) -> None:
+        text = e.transcript or ""
+        self._set_user(e.item_id, text, True)
+        for turn in (self._turn, self._last_turn):
+            if turn is not None and turn.item_id is not None and turn.item_id == e.item_id:
+                turn.transcript = text
+        for resp in self._open.values():
+            if resp.turn.item_id is not None and resp.turn.item_id == e.item_id:
+                resp.turn.transcript = text
+        self._out.append(UserTranscript(e.item_id, text, True))
+
+    def _on_response_created(self, e: ev.ResponseCreated, t: float) -> None:
+        rid = e.response.id
+        if rid in self._finished_set:
+            return
+        if rid in self._open:
+            return  # announced late, after its first events: its timing is unknown
+        resp = self._start(rid, t)
+        resp.created_at = t
+
+    def _start(self, rid: Optional[str], t: float) -> _Response:
+        # The server runs one response at a time: older ones ended without response.done.
+        for old in list(self._open.values()):
+            self._finish(old, t, "cancelled" if old.cancel_at is not None else "incomplete")
+        turn = self._turn
+        if (
+            turn.item_id is None
+            and turn.speech_stopped_at is None
+            and turn.committed_at is None
+            and turn.commit_sent_at is None
+            and turn.transcript is None
+        ):
+            # No new user input: a response after tool results (or response.create alone)
+            # belongs to the previous user turn.
+            if self._tool_output_sent and self._last_turn is not None:
+                turn = self._last_turn
+        else:
+            self._turn = _Turn()
+        self._tool_output_sent = False
+        self._clear_pending()
+        self._seq += 1
+        resp = _Response(rid, self._seq, t, self.output_rate, turn)
+        resp.cancel_at, self._cancel_next = self._cancel_next, None
+        self._open[rid] = resp
+        if turn.item_id is not None:
+            self._user_item_response[turn.item_id] = self._seq
+            if len(self._user_item_response) > _FINISHED_IDS_KEPT:
+                del self._user_item_response[next(iter(self._user_item_response))]
+        self._out.append(ResponseStarted(rid))
+        return resp
+
+    def _clear_pending(self) -> None:
+        self.response_pending = False
+        self._pending_create_id = None
+        self._pending_since = None
+
+    def _resp(self, rid: Optional[str], t: float) -> Optional[_Response]:
+        """The open response for an event, started implicitly if it was never announced."""
+        resp = self._open.get(rid)
+        if resp is None:
+            if rid is None:
+                if not self._open:
+                    return None
+                resp = next(reversed(self._open.values()))
+            elif rid in self._finished_set:
+                return None
+            else:
+                resp = self._start(rid, t)
+        resp.last_event_at = t
+        return resp
+
+    def _on_response_event(self, e: Any, t: float) -> None:
+        self._resp(e.response_id, t)
+
+    def _on_output_item(self, e: ev.OutputItemAdded, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is None or e.item is None:
+            return
+        self._note_item(resp, e.item)
+
+    def _on_output_item_done(self, e: ev.OutputItemDone, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is None:
+            return
+        if e.item is not None:
+            self._note_item(resp, e.item)
+            if e.item.type == "message":
+                text = e.item.text
+                if text and resp.transcript_done is None and resp.text_done is None:
+                    if _is_audio(e.item) or resp.audio_bytes:
+                        resp.transcript_done = text
+                    else:
+                        resp.text_done = text
+        if resp.cancel_at is not None:
+            resp.ended_hint_at = t
+
+    def _note_item(self, resp: _Response, item: ev.Item) -> None:
+        if item.type == "function_call":
+            call = resp.call(item.call_id, item.id)
+            call.name = item.name or call.name
+            if item.arguments:
+                call.arguments = item.arguments
+        elif item.type == "message" and resp.item_id is None:
+            resp.item_id = item.id
+
+    def _on_transcript_delta(self, e: ev.AudioTranscriptDelta, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is None:
+            return
+        resp.item_id = resp.item_id or e.item_id
+        if resp.first_text_at is None:
+            resp.first_text_at = t
+        resp.transcript += e.delta
+        self._assistant(resp, resp.transcript, e.delta, False)
+
+    def _on_transcript_done(self, e: ev.AudioTranscriptDone, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is None:
+            return
+        resp.item_id = resp.item_id or e.item_id
+        resp.transcript_done = e.transcript if e.transcript is not None else resp.transcript
+        self._assistant(resp, resp.transcript_done, "", True)
+
+    def _on_text_delta(self, e: ev.TextDelta, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is None:
+            return
+        resp.item_id = resp.item_id or e.item_id
+        if resp.first_text_at is None:
+            resp.first_text_at = t
+        resp.text += e.delta
+        self._assistant(resp, resp.text, e.delta, False)
+
+    def _on_text_done(self, e: ev.TextDone, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is None:
+            return
+        resp.item_id = resp.item_id or e.item_id
+        resp.text_done = e.text if e.text is not None else resp.text
+        self._assistant(resp, resp.text_done, "", True)
+
+    def _assistant(self, resp: _Response, text: str, delta: str, final: bool) -> None:
+        key = ("assistant", resp.seq)
+        self._set_history(key, "assistant", resp.item_id, text, final)
+        self._out.append(AssistantTranscript(resp.id, resp.item_id, text, delta, final))
+
+    def _on_audio_delta(self, e: ev.AudioDelta, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is None or not e.audio:
+            return
+        if resp.first_audio_at is None:
+            resp.first_audio_at = t
+        resp.audio.append(e.audio)
+        resp.audio_bytes += len(e.audio)
+        if resp.sample_rate > 0:
+            # A player that starts at the first chunk and plays in real time ends here.
+            seconds = (len(e.audio) // 2) / resp.sample_rate
+            self._playback_end = max(self._playback_end, t) + seconds
+            self._playback_id = resp.id
+
+    def _on_audio_done(self, e: ev.AudioDone, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is None:
+            return
+        resp.audio_done = True
+        if resp.cancel_at is not None:
+            resp.ended_hint_at = t
+
+    def _on_args_delta(self, e: ev.FunctionCallArgumentsDelta, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is None:
+            return
+        call = resp.call(e.call_id, e.item_id)
+        call.parts.append(e.delta)
+
+    def _on_args_done(self, e: ev.FunctionCallArgumentsDone, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is None:
+            return
+        call = resp.call(e.call_id, e.item_id)
+        call.name = e.name or call.name
+        call.arguments = e.arguments
+        call.done = True
+
+    def _on_response_done(self, e: ev.ResponseDone, t: float) -> None:
+        r = e.response
+        rid = r.id
+        if rid in self._finished_set and rid not in self._open:
+            log.debug("response.done for %r, which already ended", rid)
+            return
+        resp = self._resp(rid, t)
+        if resp is None:
+            return
+        for item in r.output:
+            self._note_item(resp, item)
+        if not resp.transcript and not resp.text and resp.text_done is None:
+            messages = [i for i in r.output if i.type == "message"]
+            text = "".join(i.text for i in messages)
+            if text:
+                if resp.audio_bytes or any(_is_audio(i) for i in messages):
+                    resp.transcript_done = resp.transcript_done or text
+                else:
+                    resp.text_done = text
+        self._finish(resp, t, r.status or "completed", r)
+
+    def _on_error(self, e: ev.ErrorEvent, t: float) -> None:
+        err = e.error
+        message = err.message or ""
+        lowered = message.lower()
+        code = err.code or ""
+        if self.response_pending and (
+            (err.event_id is not None and err.event_id == self._pending_create_id)
+            or (
+                err.event_id is None
+                and ("active response" in lowered or code.endswith("active_response"))
+                and "none active" not in lowered
+            )
+        ):
+            eid = self._pending_create_id
+            self._clear_pending()
+            self._out.append(CreateFailed(eid, message))
+        if (err.event_id is not None and err.event_id == self._cancel_event_id) or (
+            "none active response" in lowered or code == "response_cancel_not_active"
+        ):
+            # The cancel found nothing to cancel: whatever we think is running has ended.
+            self._cancel_next = None
+            for resp in list(self._open.values()):
+                if resp.cancel_at is not None:
+                    self._finish(resp, t, "cancelled")
+
+    # --- ending responses ---
+
+    def _deadline(self, resp: _Response) -> Optional[float]:
+        if resp.cancel_at is None:
+            return None
+        deadline = max(resp.cancel_at, resp.last_event_at) + self.cancel_timeout
+        if resp.ended_hint_at is not None:
+            deadline = min(deadline, resp.ended_hint_at + self.cancel_grace)
+        return deadline
+
+    def _expire(self, t: float) -> None:
+        for resp in list(self._open.values()):
+            deadline = self._deadline(resp)
+            if deadline is not None and t >= deadline:
+                log.debug("response %r: no response.done after cancel; ending it", resp.id)
+                self._finish(resp, t, "cancelled")
+
+    def _finish(
+        self, resp: _Response, t: float, status: str, done: Optional[ev.Response] = None
+    ) -> None:
+        self._open.pop(resp.id, None)
+        if resp.id not in self._finished_set:
+            if len(self._finished) == self._finished.maxlen:
+                self._finished_set.discard(self._finished[0])
+            self._finished.append(resp.id)
+            self._finished_set.add(resp.id)
+        audio = b"".join(resp.audio)
+        resp.audio = []
+        transcript = resp.transcript_done if resp.transcript_done is not None else resp.transcript
+        text = resp.text_done if resp.text_done is not None else resp.text
+        calls = tuple(
+            ToolCall(
+                call_id=c.call_id or c.item_id or "",
+                name=c.name or "",
+                arguments=c.arguments if c.arguments is not None else "".join(c.parts),
+                response_id=resp.id,
+                item_id=c.item_id,
+            )
+            for c in resp.calls.values()
+        )
+        usage = done.usage if done is not None else None
+        metrics = TurnMetrics(
+            response_id=resp.id,
+            status=status,
+            speech_stopped_at=resp.turn.speech_stopped_at,
+            committed_at=resp.turn.committed_at or resp.turn.commit_sent_at,
+            response_created_at=resp.created_at,
+            first_text_at=resp.first_text_at,
+            first_audio_at=resp.first_audio_at,
+            done_at=t,
+            audio_bytes=len(audio),
+            sample_rate=resp.sample_rate,
+            usage=usage,
+        )
+        reply = Reply(
+            response_id=resp.id,
+            status=status,
+            text=text or transcript,
+            transcript=transcript,
+            audio=audio,
+            sample_rate=resp.sample_rate,
+            usage=usage,
+            metrics=metrics,
+            tool_calls=calls,
+            user_transcript=resp.turn.transcript,
+            response=done,
+        )
+        final_text = text or transcript
+        key = ("assistant", resp.seq)
+        if final_text or key in self._history_index:
+            self._set_history(key, "assistant", resp.item_id, final_text, True)
+        self._last_turn = resp.turn
+        self.metrics.append(metrics)
+        self.last_reply = reply
+        self._out.append(ResponseFinished(reply))
+        if calls and status not in ("cancelled", "failed"):
+            self._out.append(ToolCallsReady(resp.id, calls))
+
+    # --- history ---
+
+    def _set_history(
+        self,
+        key: tuple[str, Any],
+        role: str,
+        item_id: Optional[str],
+        text: str,
+        final: bool,
+        *,
+        before: Optional[tuple[str, Any]] = None,
+    ) -> None:
+        entry = HistoryEntry(role=role, item_id=item_id, text=text, final=final)
+        idx = self._history_index.get(key)
+        if idx is not None:
+            self.history[idx] = entry
+            return
+        pos = len(self.history)
+        if before is not None:
+            # A user transcript that arrives after the answer started goes before that answer.
+            pos = self._history_index.get(before, pos)
+        self.history.insert(pos, entry)
+        if pos != len(self.history) - 1:
+            self._history_index = {
+                k: (i + 1 if i >= pos else i) for k, i in self._history_index.items()
+            }
+        self._history_index[key] = pos
+
+    def _set_user(self, item_id: Optional[str], text: str, final: bool) -> None:
+        seq = self._user_item_response.get(item_id) if item_id is not None else None
+        before = ("assistant", seq) if seq is not None else None
+        self._set_history(("user", item_id), "user", item_id, text, final, before=before)
+
+
+_HANDLERS: dict[type, Callable[[Conversation, Any, float], None]] = {
+    ev.SessionCreated: Conversation._on_session_created,
+    ev.SessionUpdated: Conversation._on_session_updated,
+    ev.SpeechStarted: Conversation._on_speech_started,
+    ev.SpeechStopped: Conversation._on_speech_stopped,
+    ev.AudioBufferCommitted: Conversation._on_committed,
+    ev.ItemCreated: Conversation._on_item_created,
+    ev.InputTranscriptionDelta: Conversation._on_user_delta,
+    ev.InputTranscriptionCompleted: Conversation._on_user_completed,
+    ev.ResponseCreated: Conversation._on_response_created,
+    ev.ResponseDone: Conversation._on_response_done,
+    ev.OutputItemAdded: Conversation._on_output_item,
+    ev.OutputItemDone: Conversation._on_output_item_done,
+    ev.AudioTranscriptDelta: Conversation._on_transcript_delta,
+    ev.AudioTranscriptDone: Conversation._on_transcript_done,
+    ev.AudioDelta: Conversation._on_audio_delta,
+    ev.AudioDone: Conversation._on_audio_done,
+    ev.TextDelta: Conversation._on_text_delta,
+    ev.TextDone: Conversation._on_text_done,
+    ev.FunctionCallArgumentsDelta: Conversation._on_args_delta,
+    ev.FunctionCallArgumentsDone: Conversation._on_args_done,
+    ev.ContentPartAdded: Conversation._on_response_event,
+    ev.ContentPartDone: Conversation._on_response_event,
+    ev.ErrorEvent: Conversation._on_error,
+}
