@@ -1,0 +1,66 @@
+"""A local protocol simulator of the DashScope Qwen-Omni-Realtime service, for tests and demos.
+
+``Simulator`` is a real WebSocket server on loopback that speaks the protocol as protocol.md
+describes it; ``Behaviour`` holds every setting (including each decision on an unconfirmed point
+of the protocol); ``Faults`` breaks connections on purpose; the responder API decides what the
+simulated model answers; ``synthesize`` makes speech-like audio. Example::
+
+    with Simulator(api_key="sk-test") as sim:
+        sim.script_transcripts(["what's the weather in Hangzhou"])
+        ws = websocket.create_connection(sim.url_for("qwen3.5-omni-flash-realtime"),
+                                         header=[f"Authorization: Bearer {sim.api_key}"])
+        ...
+        sim.wait_for(lambda: "response.done" in sim.last.sent_types())
+
+``Simulator(replay="log_dir")`` serves a session log recorded with :mod:`dashscope_rt.recording`
+instead; ``dashscope-rt simulate --port N`` runs the server standalone.
+"""
+
+from __future__ import annotations
+
+from ._behaviour import Behaviour
+from ._engine import SimulatedSession, Transcriber, default_transcriber, image_tokens, jpeg_size
+from ._faults import Faults
+from ._replay import ReplayEngine
+from ._responder import (
+    Image,
+    Reply,
+    Responder,
+    ToolCall,
+    ToolOutput,
+    Turn,
+    default_responder,
+    scripted,
+)
+from ._server import PATH, ConnectionRecord, Rejection, Simulator
+from ._speech import silence, speech_duration_s, synthesize, tone
+from ._vad import EnergyVAD, threshold_to_dbfs
+
+__all__ = [
+    "PATH",
+    "Behaviour",
+    "ConnectionRecord",
+    "EnergyVAD",
+    "Faults",
+    "Image",
+    "Rejection",
+    "ReplayEngine",
+    "Reply",
+    "Responder",
+    "SimulatedSession",
+    "Simulator",
+    "ToolCall",
+    "ToolOutput",
+    "Transcriber",
+    "Turn",
+    "default_responder",
+    "default_transcriber",
+    "image_tokens",
+    "jpeg_size",
+    "scripted",
+    "silence",
+    "speech_duration_s",
+    "synthesize",
+    "threshold_to_dbfs",
+    "tone",
+]
