@@ -7,11 +7,20 @@ import types
 
 import dashscope_rt
 
-PUBLIC_MODULES = ("errors", "models", "events", "config")
+PUBLIC_MODULES = ("errors", "models", "events", "config", "session")
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """The order ruff's RUF022 keeps: CONSTANTS, then Classes, then functions and dunders."""
+    if name.isupper() and len(name) > 1:
+        return (0, name)
+    if name[:1].isupper():
+        return (1, name)
+    return (2, name)
 
 
 def test_all_is_sorted() -> None:
-    assert dashscope_rt.__all__ == sorted(dashscope_rt.__all__)
+    assert dashscope_rt.__all__ == sorted(dashscope_rt.__all__, key=_isort_key)
 
 
 def test_all_names_resolve() -> None:

@@ -309,7 +309,7 @@ def test_slow_handler_does_not_stall_pings_or_reading(sim: Simulator) -> None:
         rec = sim.last
         # the dispatcher is blocked; the reader still answers the server's pings
         for _ in range(3):
-            pong = rec._ws.ping()
+            pong = rec.ping()
             assert pong.wait(2)
         sim.wait_for(lambda: "response.done" in rec.sent_types())
         assert len(deltas) == 1

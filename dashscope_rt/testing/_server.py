@@ -33,6 +33,24 @@ __all__ = ["PATH", "ConnectionRecord", "Rejection", "Simulator"]
 
 log = logging.getLogger("dashscope_rt.testing")
 
+
+class _RedactCredentials(logging.Filter):
+    """websockets logs each request header at DEBUG; keep the Authorization value out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            isinstance(args, tuple)
+            and len(args) == 2
+            and str(args[0]).lower() in ("authorization", "x-api-key")
+        ):
+            record.args = (args[0], "[redacted]")
+        return True
+
+
+_wire_log = logging.getLogger("dashscope_rt.testing.wire")
+_wire_log.addFilter(_RedactCredentials())
+
 PATH = "/api-ws/v1/realtime"
 _MAX_FRAME = 32 * 1024 * 1024
 _T = TypeVar("_T")
@@ -193,6 +211,11 @@ class ConnectionRecord:
             self._ws.socket.shutdown(socket.SHUT_WR)
         except OSError:
             log.debug("raw close failed", exc_info=True)
+
+    def ping(self, data: bytes = b"") -> threading.Event:
+        """Send a WebSocket ping; the returned event is set when the client's pong arrives."""
+        with self._send_lock:
+            return self._ws.ping(data)
 
     def drop(self) -> None:
         """Cut the TCP connection without a close frame (the client sees 1006)."""
@@ -402,6 +425,7 @@ class Simulator:
             ping_interval=None,
             close_timeout=self.close_timeout,
             server_header="dashscope-rt-simulator",
+            logger=_wire_log,
         )
         self._port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(
