@@ -1,0 +1,514 @@
+"""``dashscope-rt chat``: a live conversation from a WAV file, the microphone, text or a prompt."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ._cli_common import (
+    EXIT_AUTH,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_MISSING_EXTRA,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Console,
+    explain,
+    format_metrics,
+    format_usage,
+    level_dbfs,
+    meter,
+)
+from ._cli_config import Settings, add_profile_argument, mask_key, resolve
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["DEFAULT_MODEL", "TEXT_MODEL", "ChatClient", "add_parser", "cmd_chat"]
+
+DEFAULT_MODEL = "qwen3-omni-flash-realtime"
+TEXT_MODEL = "qwen3.5-omni-flash-realtime"
+_CHUNK_MS = 100
+_REPLY_TIMEOUT = 60.0
+_NO_SPEECH_AFTER_S = 4.0
+
+_HELP = """\
+Type a message (models that take text), or a command:
+  /wav FILE      send a WAV file as a spoken turn
+  /voice NAME    change the voice
+  /clear         start a new conversation (fresh session)
+  /exit          leave (also Ctrl+D or Ctrl+C)"""
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``chat``."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "chat",
+        help="talk to a model: --wav FILE, --mic, --text, or an interactive prompt",
+        description="A real conversation with a Qwen-Omni-Realtime model. The key comes from "
+        "$DASHSCOPE_API_KEY or a saved profile (dashscope-rt config). Without --wav, --mic or "
+        "--text an interactive prompt opens.",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--wav", metavar="FILE", help="send a WAV file, streamed at real-time pace")
+    src.add_argument("--mic", action="store_true", help="talk into the microphone (audio extra)")
+    src.add_argument("--text", metavar="TEXT", help="send a text message (qwen3.5 models)")
+    p.add_argument("--out", metavar="FILE", help="save the reply audio to a WAV file")
+    p.add_argument("--play", action="store_true", help="play the reply (needs the audio extra)")
+    p.add_argument("--model", help=f"model (default {DEFAULT_MODEL}; {TEXT_MODEL} for --text)")
+    p.add_argument("--voice", help="voice, e.g. Cherry (default: the model's)")
+    p.add_argument("--instructions", help="system instructions")
+    p.add_argument("--region", choices=("cn", "intl"), help="cn = Beijing, intl = Singapore")
+    p.add_argument("--workspace", help="workspace id (X-DashScope-WorkSpace)")
+    p.add_argument("--url", help="endpoint instead of the region's, e.g. a local simulator")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="stream --wav at N × real time; 0 = all at once (default 1)",
+    )
+    p.add_argument("--record-to", metavar="DIR", help="record the session's events and audio")
+    p.add_argument("-v", "--verbose", action="store_true", help="log the SDK's activity")
+    add_profile_argument(p)
+    p.set_defaults(func=cmd_chat)
+    return p
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Run ``chat``; returns the exit status."""
+    con = Console()
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    client: Optional[ChatClient] = None
+    try:
+        settings = resolve(args)
+        model = _pick_model(args, settings)
+        if not settings.api_key:
+            raise CliError(
+                "no API key: set DASHSCOPE_API_KEY (a Beijing key for --region cn, a Singapore "
+                "key for --region intl) or save one with `dashscope-rt config add NAME`. "
+                "To try it without a key: dashscope-rt demo",
+                EXIT_AUTH,
+            )
+        if args.wav and not Path(args.wav).is_file():
+            raise CliError(f"no such file: {args.wav}", EXIT_USAGE)
+        if args.mic or args.play:
+            _require_sounddevice()
+        client = ChatClient(settings, model, args, con)
+        client.open()
+        if args.wav:
+            client.send_wav(Path(args.wav), speed=args.speed)
+        elif args.text:
+            client.send_text(args.text)
+        elif args.mic:
+            return client.run_mic()
+        else:
+            return client.interactive()
+        client.finish()
+        return EXIT_OK
+    except CliError as exc:
+        con.error(exc.message)
+        return exc.code
+    except KeyboardInterrupt:
+        con.line("Interrupted.")
+        return EXIT_INTERRUPTED
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _pick_model(args: argparse.Namespace, settings: Settings) -> str:
+    from .models import get_model
+
+    chosen = args.model or settings.model
+    if args.text:
+        if chosen is None:
+            return TEXT_MODEL
+        if not get_model(chosen).text_input:
+            raise CliError(
+                f"{chosen} does not take text input; use --wav/--mic, or a model that takes "
+                f"text: --model {TEXT_MODEL}",
+                EXIT_USAGE,
+            )
+    return chosen or DEFAULT_MODEL
+
+
+class ChatClient:
+    """One chat: a :class:`~dashscope_rt.session.Session` plus the live display."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: str,
+        args: argparse.Namespace,
+        con: Console,
+        *,
+        mic_stream: Optional[Callable[..., Any]] = None,
+    ) -> None:
+        self.mic_stream = mic_stream
+        self.stop = threading.Event()
+        self.settings = settings
+        self.model = model
+        self.args = args
+        self.con = con
+        self.voice: Optional[str] = args.voice or settings.voice
+        self.session: Any = None
+        self.player: Any = None
+        self.turns = 0
+        self.replies: list[Any] = []
+        self._done = threading.Event()
+        self._speech = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- connection -------------------------------------------------------------------------------
+
+    def _session_kwargs(self) -> dict[str, Any]:
+        from .config import SessionConfig
+
+        fields: dict[str, Any] = {}
+        if self.voice:
+            fields["voice"] = self.voice
+        if self.args.instructions:
+            fields["instructions"] = self.args.instructions
+        s = self.settings
+        kw: dict[str, Any] = {
+            "api_key": s.api_key,
+            "region": s.region,
+            "url": s.url,
+            "workspace": s.workspace,
+            "config": SessionConfig(**fields),
+        }
+        if self.args.record_to:
+            kw["record_to"] = self.args.record_to
+        return kw
+
+    def _explain(self, exc: BaseException) -> CliError:
+        return explain(exc, region=self.settings.region, url=self.settings.url)
+
+    def open(self) -> None:
+        """Connect and register the display handlers."""
+        from .errors import RealtimeError
+        from .session import Session
+
+        if self.args.play:
+            _require_sounddevice()
+        try:
+            session = Session(self.model, **self._session_kwargs())
+        except RealtimeError as exc:
+            raise self._explain(exc) from None
+        self._wire(session)
+        s = self.settings
+        where = s.url or {"cn": "Beijing (cn)", "intl": "Singapore (intl)"}.get(s.region, s.region)
+        self.con.line(
+            self.con.dim(
+                f"connecting to {where} · {self.model} · key {mask_key(s.api_key)} "
+                f"from {s.key_source}"
+            )
+        )
+        try:
+            session.connect()
+        except RealtimeError as exc:
+            raise self._explain(exc) from None
+        self.session = session
+        if self.args.play and self.player is None:
+            from .audio import Player
+
+            self.player = Player(session.output_rate)
+        voice = session.config.voice if session.config is not None else None
+        self.con.line(
+            self.con.dim(
+                f"connected · session {session.session_id}" + (f" · voice {voice}" if voice else "")
+            )
+        )
+
+    def close(self) -> None:
+        """End the session politely and stop the audio."""
+        session, self.session = self.session, None
+        if session is not None:
+            try:
+                session.end(timeout=2.0)
+            except Exception:  # closing must not hide the real outcome
+                session.close()
+        if self.player is not None:
+            self.player.close()
+            self.player = None
+
+    def _wire(self, session: Session) -> None:
+        con = self.con
+
+        @session.on_speech_started
+        def _started(ev: Any) -> None:
+            if self.player is not None:
+                self.player.clear()  # barge-in: stop playing the old answer
+            self._speech.set()
+            con.line(con.dim("● speech started"))
+
+        @session.on_input_transcript
+        def _heard(ev: Any) -> None:
+            con.line(f"{con.bold('you')}: {ev.transcript}")
+
+        def _delta(ev: Any) -> None:
+            con.stream(f"{con.bold('assistant')}: ", ev.delta)
+
+        session.on_transcript_delta(_delta)
+        session.on_text_delta(_delta)
+
+        @session.on_audio_delta
+        def _audio(ev: Any) -> None:
+            if self.player is not None:
+                self.player.write(ev.audio)
+
+        @session.on_response_done
+        def _done(reply: Any) -> None:
+            con.end_line()
+            self._turn_done(reply)
+
+        @session.on_error
+        def _error(exc: BaseException) -> None:
+            con.line(f"! {exc}")
+
+    def _turn_done(self, reply: Any) -> None:
+        with self._lock:
+            self.turns += 1
+            n = self.turns
+            self.replies.append(reply)
+        bits = [f"turn {n}", reply.status]
+        if reply.audio:
+            bits.append(f"{reply.duration:.1f} s audio")
+        bits.append(format_metrics(reply.metrics))
+        if reply.usage is not None:
+            bits.append(format_usage(reply.usage))
+        saved = self._save(reply, n)
+        if saved:
+            bits.append(f"saved {saved}")
+        self.con.line(self.con.dim("── " + " · ".join(bits)))
+        self._done.set()
+
+    def _save(self, reply: Any, n: int) -> Optional[str]:
+        if not self.args.out or not reply.audio:
+            return None
+        out = Path(self.args.out)
+        if n > 1:
+            out = out.with_name(f"{out.stem}-{n}{out.suffix or '.wav'}")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(reply.to_wav())
+        except OSError as exc:
+            self.con.line(f"! cannot save {out}: {exc}")
+            return None
+        return str(out)
+
+    def _check(self) -> Any:
+        session = self.session
+        if session is None or session.closed:
+            info = session.close_info if session is not None else None
+            why = f": {info.error or info.reason or info.code}" if info is not None else ""
+            raise CliError(f"the session is closed{why}", EXIT_ERROR)
+        return session
+
+    def _wait_reply(self, timeout: float = _REPLY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._done.wait(0.2):
+            self._check()
+            if time.monotonic() > deadline:
+                raise CliError(f"no reply within {timeout:.0f} s", EXIT_ERROR)
+
+    # -- inputs -----------------------------------------------------------------------------------
+
+    def send_wav(self, path: Path, *, speed: float = 1.0) -> None:
+        """Stream a WAV file like a live speaker, then silence until the reply is in."""
+        from .audio import read_wav
+        from .errors import RealtimeError
+
+        session = self._check()
+        try:
+            wav = read_wav(path)
+        except RealtimeError as exc:
+            raise CliError(f"{path}: {exc}", EXIT_USAGE) from None
+        pcm = wav.to_pcm16()
+        rate, ch = wav.sample_rate, wav.channels
+        self._done.clear()
+        self._speech.clear()
+        pace = f"{speed:g}× real time" if speed > 0 else "all at once"
+        self.con.line(
+            self.con.dim(f"streaming {path.name}: {wav.duration:.1f} s, {rate} Hz, {ch} ch, {pace}")
+        )
+        step = rate * _CHUNK_MS // 1000 * 2 * ch
+        start = time.monotonic()
+        sent = 0.0
+        try:
+            for i in range(0, len(pcm), step):
+                chunk = pcm[i : i + step]
+                session.append_audio(chunk, sample_rate=rate, channels=ch)
+                sent += len(chunk) / (2 * ch) / rate
+                db = level_dbfs(chunk)
+                self.con.status(f"  mic {meter(db)} {db:6.1f} dBFS  {sent:4.1f} s")
+                if speed > 0:
+                    delay = start + sent / speed - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+            self.con.status("")
+            # The server VAD ends the turn only on silence it receives: keep streaming silence.
+            silence = b"\x00\x00" * (session.input_rate * _CHUNK_MS // 1000)
+            waited = 0.0
+            if speed <= 0:
+                for _ in range(25):
+                    session.append_audio(silence)
+            while not self._done.is_set():
+                if speed > 0:
+                    session.append_audio(silence)
+                self._done.wait(_CHUNK_MS / 1000 / (speed if speed > 0 else 1))
+                waited += _CHUNK_MS / 1000
+                self._check()
+                if waited > _NO_SPEECH_AFTER_S and not self._speech.is_set():
+                    raise CliError(
+                        f"the server heard no speech in {path} (too quiet, or not speech?)",
+                        EXIT_ERROR,
+                    )
+                if waited > _REPLY_TIMEOUT:
+                    raise CliError(f"no reply within {_REPLY_TIMEOUT:.0f} s", EXIT_ERROR)
+        except RealtimeError as exc:
+            raise self._explain(exc) from None
+
+    def send_text(self, text: str) -> None:
+        """Send a text message and wait for the reply."""
+        from .errors import RealtimeError
+
+        session = self._check()
+        if not session.model_info.text_input:
+            raise CliError(
+                f"{self.model} does not take text: use /wav FILE, or restart with "
+                f"--model {TEXT_MODEL}",
+                EXIT_USAGE,
+            )
+        self._done.clear()
+        self.con.line(f"{self.con.bold('you')}: {text}")
+        try:
+            session.send_text(text)
+        except RealtimeError as exc:
+            raise self._explain(exc) from None
+        self._wait_reply()
+
+    def finish(self) -> None:
+        """Let the player finish the last reply."""
+        if self.player is not None:
+            self.player.wait_done(timeout=120.0)
+
+    def run_mic(self) -> int:
+        """Talk until Ctrl+C: microphone in, transcript out (and speaker with --play)."""
+        from .audio import Microphone
+
+        session = self._check()
+        if self.mic_stream is None:
+            _require_sounddevice()
+
+        def feed(data: Any, *, sample_rate: int, channels: int) -> None:
+            session.append_audio(data, sample_rate=sample_rate, channels=channels)
+            db = level_dbfs(bytes(data))
+            self.con.status(f"  mic {meter(db)} {db:6.1f} dBFS")
+
+        mic = Microphone(feed, stream_factory=self.mic_stream)
+        self.con.line(self.con.dim(f"listening at {mic.sample_rate} Hz · speak; Ctrl+C to end"))
+        try:
+            with mic:
+                while not session.closed and not self.stop.wait(0.2):
+                    pass
+        except KeyboardInterrupt:
+            self.con.line("Bye.")
+            return EXIT_OK
+        self._check()
+        return EXIT_OK
+
+    def interactive(self) -> int:
+        """A prompt: text lines, ``/wav``, ``/voice``, ``/clear``, ``/exit``."""
+        self.con.line(_HELP)
+        while True:
+            try:
+                line = input("> ").strip()
+            except EOFError:
+                self.con.line()
+                return EXIT_OK
+            except KeyboardInterrupt:
+                self.con.line("\nBye.")
+                return EXIT_OK
+            if not line:
+                continue
+            try:
+                if not self._command(line):
+                    return EXIT_OK
+            except CliError as exc:
+                self.con.error(exc.message)
+            except KeyboardInterrupt:
+                self.con.line("(interrupted)")
+                if self.session is not None and self.session.active_response is not None:
+                    self.session.cancel_response()
+
+    def _command(self, line: str) -> bool:
+        from .config import SessionConfig
+        from .errors import RealtimeError
+
+        if not line.startswith("/"):
+            self._reopen_if_closed()
+            self.send_text(line)
+            return True
+        cmd, _, rest = line.partition(" ")
+        rest = rest.strip()
+        if cmd in ("/exit", "/quit"):
+            return False
+        if cmd == "/help":
+            self.con.line(_HELP)
+        elif cmd == "/wav":
+            if not rest or not Path(rest).is_file():
+                raise CliError(f"/wav needs an existing WAV file, got {rest!r}", EXIT_USAGE)
+            self._reopen_if_closed()
+            self.send_wav(Path(rest), speed=self.args.speed)
+        elif cmd == "/voice":
+            if not rest:
+                raise CliError("/voice needs a name, e.g. /voice Cherry", EXIT_USAGE)
+            self._reopen_if_closed()
+            try:
+                self._check().update(SessionConfig(voice=rest))
+            except RealtimeError as exc:
+                raise CliError(
+                    f"voice {rest!r} refused: {exc} (after audio was produced some models keep "
+                    "their voice: /clear, then /voice)",
+                    EXIT_ERROR,
+                ) from None
+            self.voice = rest
+            self.con.line(self.con.dim(f"voice: {rest}"))
+        elif cmd == "/clear":
+            self.close()
+            self.open()
+            self.con.line(self.con.dim("new conversation"))
+        else:
+            raise CliError(f"unknown command {cmd}; /help lists them", EXIT_USAGE)
+        return True
+
+    def _reopen_if_closed(self) -> None:
+        if self.session is None or self.session.closed:
+            self.con.line(self.con.dim("the session had closed; opening a new one"))
+            self.session = None
+            self.open()
+
+
+def _require_sounddevice() -> None:
+    from .audio import AUDIO_EXTRA_HINT
+
+    try:
+        import sounddevice  # noqa: F401
+    except ImportError:
+        raise CliError(
+            f"--mic and --play need the sounddevice package: {AUDIO_EXTRA_HINT}",
+            EXIT_MISSING_EXTRA,
+        ) from None
+    except OSError as exc:
+        raise CliError(
+            f"--mic and --play need the PortAudio library ({exc}): on Debian/Ubuntu "
+            "apt install libportaudio2, on macOS brew install portaudio",
+            EXIT_MISSING_EXTRA,
+        ) from None

@@ -1,0 +1,1 @@
+"""Runnable samples for dashscope_rt (importable so the tests can drive their logic)."""

@@ -1,0 +1,1 @@
+"""A Flask app relaying a browser microphone to a realtime session and the reply back."""
