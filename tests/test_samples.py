@@ -18,7 +18,6 @@ from typing import Any, Callable, Optional
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the samples package
 
 pytest.importorskip("websockets")
 
