@@ -10,10 +10,12 @@ anything but :class:`~dashscope_rt.errors.ProtocolError`; missing or wrong-typed
 from __future__ import annotations
 
 import binascii
+import itertools
 import json
 import logging
-import uuid
-from collections.abc import Mapping
+import os
+import secrets
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable, ClassVar, Optional, Union
 
 import attrs
@@ -1229,9 +1231,29 @@ def decode(frame: Union[str, bytes]) -> ServerEvent:
 # Client events
 
 
+def _new_id_source() -> tuple[str, Iterator[int]]:
+    return "event_" + secrets.token_hex(8), itertools.count(1)
+
+
+_id_prefix, _id_counter = _new_id_source()
+
+
+def _reseed_ids_after_fork() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = _new_id_source()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed_ids_after_fork)
+
+
 def new_event_id() -> str:
-    """A fresh client event id, ``"event_" + uuid4().hex`` like the official SDK."""
-    return "event_" + uuid.uuid4().hex
+    """A fresh client event id: ``"event_"`` and 32 hex digits, like the official SDK's uuid4.
+
+    A random per-process prefix plus a counter: unique like a uuid4 within a connection, and
+    about ten times cheaper, which matters at ten audio appends a second per session.
+    """
+    return f"{_id_prefix}{next(_id_counter):016x}"
 
 
 @attrs.frozen(kw_only=True)

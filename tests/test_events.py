@@ -685,3 +685,20 @@ def test_bytes_like_frames() -> None:
         assert isinstance(event, AudioDelta) and event.audio == pcm
     with pytest.raises(ProtocolError):
         _decode(frame.encode()[:-3] + b'\xff"}')
+
+
+def test_generated_ids_are_unique_across_threads() -> None:
+    import threading
+
+    seen: list[list[str]] = [[] for _ in range(8)]
+
+    def make(bucket: list[str]) -> None:
+        bucket.extend(ev.new_event_id() for _ in range(2000))
+
+    threads = [threading.Thread(target=make, args=(b,)) for b in seen]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    ids = [i for bucket in seen for i in bucket]
+    assert len(ids) == 16000 == len(set(ids))

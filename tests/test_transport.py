@@ -313,3 +313,15 @@ def test_tls_verified_by_default_and_custom_ca(tmp_path: object) -> None:
             tr.release()
         server.shutdown()
         t.join(5)
+
+
+@given(data=st.binary(max_size=9000), key=st.binary(min_size=4, max_size=4))
+def test_fast_masked_frame_is_byte_identical_to_websocket_client(data: bytes, key: bytes) -> None:
+    from websocket import ABNF
+
+    from dashscope_rt.transport import _Frame
+
+    ours = _Frame(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, data)
+    stock = ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, data)
+    ours.get_mask_key = stock.get_mask_key = lambda n: key
+    assert ours.format() == stock.format()
