@@ -175,6 +175,27 @@ def _rows(res: dict[str, Any]) -> list[Row]:
                     f"<= {limit:g} {_fmt_ok(c[name] <= limit)}" if limit else "",
                 )
             )
+        paced = up.get("cpu_us_per_chunk_paced") or {}
+        official_paced = paced.get("dashscope (official) b64 str")
+        for name, label in (
+            ("dashscope_rt 48k stereo float32", " (48k st f32)"),
+            ("dashscope_rt 16k PCM16 bytes", " (16k bytes)"),
+            ("pacing loop alone (baseline)", ": the sleep loop alone"),
+        ):
+            if name not in paced:
+                continue
+            peer_row = official_paced is not None and not name.startswith("pacing")
+            rows.append(
+                (
+                    "uplink",
+                    f"same, paced 1 chunk/{up['paced_every_s'] * 1000:g} ms" + label,
+                    f"{paced[name]:.1f}",
+                    "dashscope (official), b64 given" if peer_row else "",
+                    f"{official_paced:.1f}" if peer_row else "",
+                    f"{paced[name] / official_paced:.2f}x" if peer_row and official_paced else "",
+                    "",
+                )
+            )
     rs = res.get("resampler")
     if rs:
         case = rs["cases"][0]

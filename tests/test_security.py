@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -22,7 +23,13 @@ from typing import Any
 import pytest
 
 from dashscope_rt.config import SessionConfig
-from dashscope_rt.errors import AuthenticationError, ConnectError, RealtimeError, TLSError
+from dashscope_rt.errors import (
+    AuthenticationError,
+    ConnectError,
+    ConnectTimeout,
+    RealtimeError,
+    TLSError,
+)
 from dashscope_rt.session import Session
 from dashscope_rt.testing import Reply, Simulator
 
@@ -108,15 +115,23 @@ def test_key_is_not_in_reprs_logs_errors_or_recordings(
 
 @pytest.mark.timeout(20)
 def test_key_is_not_in_connect_errors() -> None:
-    """Refused port, bad URL scheme and a missing server: the messages never hold the key."""
+    """Refused port, a server that never answers, a bad URL: no message holds the key."""
     with Simulator(api_key=KEY) as sim:
         port = sim.port
-    errors: list[BaseException] = []
-    for url in (f"ws://127.0.0.1:{port}/api-ws/v1/realtime", "ws://nonexistent.invalid/x"):
-        s = Session(FLASH, api_key=KEY, url=url, connect_timeout=3)
-        with pytest.raises(ConnectError) as info:
-            s.connect()
-        errors.append(info.value)
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers the upgrade
+    try:
+        errors: list[BaseException] = []
+        for url, timeout in (
+            (f"ws://127.0.0.1:{port}/api-ws/v1/realtime", 3.0),
+            (f"ws://127.0.0.1:{silent.getsockname()[1]}/api-ws/v1/realtime", 0.5),
+        ):
+            s = Session(FLASH, api_key=KEY, url=url, connect_timeout=timeout)
+            with pytest.raises(ConnectError) as info:
+                s.connect()
+            errors.append(info.value)
+    finally:
+        silent.close()
+    assert isinstance(errors[1], ConnectTimeout)
     with pytest.raises(RealtimeError) as info2:
         Session(FLASH, api_key=KEY, url=f"http://user:{KEY}@127.0.0.1/")
     errors.append(info2.value)
