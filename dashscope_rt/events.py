@@ -22,6 +22,11 @@ import attrs
 
 from .errors import InvalidInput, ProtocolError
 
+try:  # optional SIMD base64, ~10x faster on audio frames: pip install "dashscope-rt[speedups]"
+    import pybase64
+except ImportError:  # the stdlib's binascii does the same work, slower
+    pybase64 = None  # type: ignore[assignment]
+
 __all__ = [
     "SERVER_EVENT_TYPES",
     "AudioBufferCleared",
@@ -1109,7 +1114,12 @@ def _a2b_exact(b64: Any, k: tuple[Any, ...]) -> Optional[bytes]:
     a plain JSON string body without escapes and decodes as json.loads + b64decode would.
     """
     size = len(b64)
-    if not size & 3:
+    if not size & 3 and pybase64 is not None:
+        try:
+            return pybase64.b64decode(b64, validate=True)  # strict: refuses any other character
+        except ValueError:
+            pass
+    elif not size & 3:
         try:
             # Measured, cause unknown: after JSON scanning, the next large a2b_base64 call ran
             # ~1.6x slower on the dev machine (AMD EPYC, CPython 3.11) unless preceded by any
@@ -1376,6 +1386,8 @@ ClientEvent = Union[
 def _b64(data: Any, what: str) -> str:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InvalidInput(f"{what} must be bytes, got {type(data).__name__}")
+    if pybase64 is not None:
+        return pybase64.b64encode_as_string(data)
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 

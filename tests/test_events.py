@@ -9,6 +9,7 @@ import json
 import struct
 from pathlib import Path
 from typing import Any, Callable
+from unittest import mock
 
 import attrs
 import pytest
@@ -610,9 +611,20 @@ def _outcome(fn: Callable[[Any], Any], frame: Any) -> Any:
     return (type(event), event, dict(event.raw))
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(audio_frames(), st.booleans())
-def test_fast_path_equals_json_loads_route(frame: str, as_bytes: bool) -> None:
+PYBASE64 = vars(ev)["pybase64"]  # the optional accelerator events.py found, or None
+BASE64_BACKENDS = ["binascii"] + (["pybase64"] if PYBASE64 is not None else [])
+
+
+@pytest.mark.parametrize("backend", BASE64_BACKENDS)
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=audio_frames(), as_bytes=st.booleans())
+def test_fast_path_equals_json_loads_route(backend: str, frame: str, as_bytes: bool) -> None:
+    """Whichever base64 backend is installed, the fast path decodes exactly like json.loads."""
+    with mock.patch.object(ev, "pybase64", PYBASE64 if backend == "pybase64" else None):
+        _check_fast_path_equals_json_loads_route(frame, as_bytes)
+
+
+def _check_fast_path_equals_json_loads_route(frame: str, as_bytes: bool) -> None:
     data: Any = frame.encode("utf-8") if as_bytes else frame
     slow = _outcome(ev._decode_slow, data)
     assert _outcome(decode, data) == slow
