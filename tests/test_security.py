@@ -10,8 +10,6 @@ name is refused.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import socket
 import ssl
@@ -148,20 +146,12 @@ def ca() -> Any:
 
 
 @pytest.fixture
-def tls_sim(ca: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Simulator]:
+def tls_sim(ca: Any) -> Iterator[Simulator]:
     """The simulator serving wss:// with a certificate for 127.0.0.1 signed by ``ca``."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(ctx)
-    if "ssl_context" in inspect.signature(Simulator).parameters:
-        options: dict[str, Any] = {"ssl_context": ctx}
-        sim = Simulator(api_key=KEY, **options)
-    else:  # until the simulator takes a TLS context: give its server one
-        from dashscope_rt.testing import _server
-
-        serve = getattr(_server, "serve")  # noqa: B009 - not re-exported
-        monkeypatch.setattr(_server, "serve", functools.partial(serve, ssl=ctx))
-        sim = Simulator(api_key=KEY)
-    with sim:
+    with Simulator(api_key=KEY, ssl_context=ctx) as sim:
+        assert sim.url.startswith("wss://127.0.0.1:")
         yield sim
 
 

@@ -8,6 +8,7 @@ import copy
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -381,8 +382,11 @@ class Simulator:
         replay_realtime: bool = False,
         close_timeout: float = 0.5,
         record: bool = True,
+        ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.api_key = api_key
+        self.ssl_context = ssl_context
+        """Serve ``wss://`` with this server-side TLS context (e.g. from ``trustme``)."""
         self.host = host
         self._port = port
         self.behaviour = behaviour or Behaviour()
@@ -426,6 +430,7 @@ class Simulator:
             close_timeout=self.close_timeout,
             server_header="dashscope-rt-simulator",
             logger=_wire_log,
+            ssl=self.ssl_context,
         )
         self._port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(
@@ -463,8 +468,9 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        """``ws://host:port/api-ws/v1/realtime`` (append ``?model=...``)."""
-        return f"ws://{self.host}:{self._port}{PATH}"
+        """``ws://host:port/api-ws/v1/realtime`` (``wss://`` with TLS; append ``?model=...``)."""
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://{self.host}:{self._port}{PATH}"
 
     def url_for(self, model: str) -> str:
         return f"{self.url}?{urllib.parse.urlencode({'model': model})}"
