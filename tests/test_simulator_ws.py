@@ -146,6 +146,19 @@ def test_unknown_model_gets_error_then_close(sim: Simulator) -> None:
     opcode, frame = ws.recv_data_frame(True)
     assert opcode == websocket.ABNF.OPCODE_CLOSE
     assert int.from_bytes(frame.data[:2], "big") == 1008
+    ws.close()
+
+
+@pytest.mark.timeout(20)
+def test_stop_joins_connection_threads_even_if_the_client_never_answers() -> None:
+    before = set(threading.enumerate())
+    sim = Simulator(api_key=KEY).start()
+    ws = connect(sim, model="gpt-4o-realtime")
+    assert recv(ws)["type"] == "error"  # the server closes next; this client never answers
+    sim.stop()
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    ws.close()
+    assert not leaked, f"threads left behind: {leaked}"
 
 
 def test_workspace_header_and_headers_recorded(sim: Simulator) -> None:

@@ -413,6 +413,7 @@ class Simulator:
         self._server: Optional[Server] = None
         self._thread: Optional[threading.Thread] = None
         self._next_id = 0
+        self._handler_threads: set[threading.Thread] = set()
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> Simulator:
@@ -455,6 +456,12 @@ class Simulator:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        # websockets runs each connection in a thread of its own that shutdown() does not join.
+        with self._lock:
+            handlers, self._handler_threads = self._handler_threads, set()
+        deadline = time.monotonic() + self.close_timeout + 5.0
+        for thread in handlers - {threading.current_thread()}:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -609,6 +616,8 @@ class Simulator:
     def _handler(self, ws: ServerConnection) -> None:
         with self._lock:
             info = self._pending.pop(id(ws))
+            alive = {t for t in self._handler_threads if t.is_alive()}
+            self._handler_threads = alive | {threading.current_thread()}
         record = ConnectionRecord(self, ws, info)
         record.engine = self._make_engine(record.model)
         with self._lock:
