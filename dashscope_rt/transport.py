@@ -53,6 +53,7 @@ REGION_URLS: Mapping[str, str] = {
 _REGION_NAMES = {"cn": "China (Beijing)", "intl": "International (Singapore)"}
 _SECRET_QUERY_KEYS = ("api_key", "apikey", "key", "token", "access_token", "authorization")
 _ABNORMAL = 1006
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class _Frame(ABNF):
@@ -196,6 +197,12 @@ class Transport:
         except Exception as exc:
             _close_quietly(ws)
             raise _connect_error(exc, safe_url) from exc
+        response = ws.handshake_response
+        if response is not None and response.status in _REDIRECTS:
+            # websocket-client < 1.9.2 (the last release for Python 3.9) reports a redirect
+            # it did not follow as a successful connect.
+            _close_quietly(ws)
+            raise _connect_error(websocket.WebSocketException("Redirect not followed"), safe_url)
         return cls(ws, url)
 
     # -- sending -------------------------------------------------------------------------------

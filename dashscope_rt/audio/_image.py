@@ -113,9 +113,9 @@ def _from_array(pil: Any, arr: Any, bgr: bool) -> Any:
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         if bgr:
             arr = arr[:, :, [2, 1, 0, 3][: arr.shape[2]]]
-        return pil.fromarray(np.ascontiguousarray(arr), "RGB" if arr.shape[2] == 3 else "RGBA")
+        return pil.fromarray(np.ascontiguousarray(arr))  # uint8 (h, w, 3|4): RGB or RGBA
     if arr.ndim == 2:
-        return pil.fromarray(np.ascontiguousarray(arr), "L")
+        return pil.fromarray(np.ascontiguousarray(arr))  # uint8 (h, w): L
     raise InvalidInput(f"image: ndarray shape {arr.shape} is not (h, w), (h, w, 3) or (h, w, 4)")
 
 
