@@ -559,6 +559,7 @@ class Simulator:
     def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Optional[Response]:
+        self._track_connection_thread()  # rejected handshakes run in a thread of their own too
         parts = urllib.parse.urlsplit(request.path)
         query = urllib.parse.parse_qs(parts.query)
         if parts.path.rstrip("/") != PATH:
@@ -613,11 +614,15 @@ class Simulator:
             known_model=info.known,
         )
 
+    def _track_connection_thread(self) -> None:
+        """Remember the calling websockets connection thread, for :meth:`stop` to join."""
+        with self._lock:
+            alive = {t for t in self._handler_threads if t.is_alive()}
+            self._handler_threads = alive | {threading.current_thread()}
+
     def _handler(self, ws: ServerConnection) -> None:
         with self._lock:
             info = self._pending.pop(id(ws))
-            alive = {t for t in self._handler_threads if t.is_alive()}
-            self._handler_threads = alive | {threading.current_thread()}
         record = ConnectionRecord(self, ws, info)
         record.engine = self._make_engine(record.model)
         with self._lock:
