@@ -18,8 +18,9 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -80,7 +81,7 @@ def build_frames(turns: int = 20, seed: int = 1) -> list[str]:
     return frames
 
 
-def floor_decode(frame: Union[str, bytes]) -> Any:
+def floor_decode(frame: str | bytes) -> Any:
     """The floor: what any client must do at least (parse JSON, decode the audio)."""
     d = json.loads(frame)
     if d.get("type") == "response.audio.delta":
@@ -88,7 +89,7 @@ def floor_decode(frame: Union[str, bytes]) -> Any:
     return d
 
 
-def floor_warm_decode(frame: Union[str, bytes]) -> Any:
+def floor_warm_decode(frame: str | bytes) -> Any:
     """The floor plus the empty ``a2b_base64`` call that ``decode`` makes before the real one.
 
     Reference only: shows how much of decode's lead comes from that call, not its fast path.
@@ -111,7 +112,7 @@ def run_decode_bench(
     frames: list[str],
     *,
     repeat: int = 15,
-    extra: Optional[dict[str, Callable[[str], Any]]] = None,
+    extra: dict[str, Callable[[str], Any]] | None = None,
 ) -> dict[str, Any]:
     """Time ``decode``, the floor and any ``extra`` decoders over ``frames`` (str).
 

@@ -23,9 +23,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def _serve(args: argparse.Namespace) -> None:
     sim.stop()
 
 
-def _session_id(sent: Sequence[tuple[float, Any]]) -> Optional[str]:
+def _session_id(sent: Sequence[tuple[float, Any]]) -> str | None:
     for _, e in sent:
         if isinstance(e, dict) and e.get("type") == "session.created":
             return str(e["session"]["id"])
@@ -228,7 +228,7 @@ class _Uplink(threading.Thread):
         self.send = send
         self.stop_flag = threading.Event()
         self.sent = 0
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
 
     def run(self) -> None:
         nxt = time.monotonic()
@@ -243,7 +243,7 @@ class _Uplink(threading.Thread):
 
 
 def _latencies(
-    sim: SimProcess, session_id: Optional[str], seen: list[tuple[Any, float]]
+    sim: SimProcess, session_id: str | None, seen: list[tuple[Any, float]]
 ) -> tuple[list[float], dict[str, int]]:
     conns = sim.ask("times")
     conn = next((c for c in conns if c["session"] == session_id), None)
@@ -305,7 +305,7 @@ def run_ours(sim: SimProcess, turns: int) -> dict[str, Any]:
     }
 
 
-def run_official(sim: SimProcess, turns: int) -> Optional[dict[str, Any]]:
+def run_official(sim: SimProcess, turns: int) -> dict[str, Any] | None:
     try:
         from dashscope.audio.qwen_omni import (
             MultiModality,

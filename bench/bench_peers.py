@@ -23,8 +23,9 @@ import base64
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,7 +44,7 @@ def _noop(_: Any) -> None:
     return None
 
 
-def _ours_dispatch(frames: Optional[list[str]] = None) -> Callable[[str], Any]:
+def _ours_dispatch(frames: list[str] | None = None) -> Callable[[str], Any]:
     """decode + the session's dispatch step, on this thread, with one no-op handler."""
     from dashscope_rt.session import Session
 
@@ -72,7 +73,7 @@ def _ours_dispatch(frames: Optional[list[str]] = None) -> Callable[[str], Any]:
     return run_bytes
 
 
-def _dashscope(b64: bool) -> Optional[Callable[[str], Any]]:
+def _dashscope(b64: bool) -> Callable[[str], Any] | None:
     try:
         from dashscope.audio.qwen_omni import OmniRealtimeCallback, OmniRealtimeConversation
     except ImportError:
@@ -95,7 +96,7 @@ def _dashscope(b64: bool) -> Optional[Callable[[str], Any]]:
     return run
 
 
-def _openai(b64: bool) -> Optional[Callable[[str], Any]]:
+def _openai(b64: bool) -> Callable[[str], Any] | None:
     try:
         from openai.resources.beta.realtime.realtime import RealtimeConnection
     except ImportError:
@@ -113,7 +114,7 @@ def _openai(b64: bool) -> Optional[Callable[[str], Any]]:
     return run
 
 
-def _websocket_client_utf8_us(frames: list[str], sample: int = 200) -> Optional[float]:
+def _websocket_client_utf8_us(frames: list[str], sample: int = 200) -> float | None:
     """µs per frame of websocket-client's UTF-8 check, on an evenly spaced sample of frames."""
     try:
         from websocket._utils import validate_utf8
@@ -133,7 +134,7 @@ def peer_decoders(frames: list[str]) -> dict[str, Callable[[str], Any]]:
         "dashscope_rt decode+dispatch": _ours_dispatch(),
         "dashscope_rt decode+dispatch (bytes)": _ours_dispatch(frames),
     }
-    makers: list[tuple[str, Callable[[], Optional[Callable[[str], Any]]]]] = [
+    makers: list[tuple[str, Callable[[], Callable[[str], Any] | None]]] = [
         ("dashscope (official)", lambda: _dashscope(False)),
         ("dashscope (official) +b64", lambda: _dashscope(True)),
         ("openai parse_event", lambda: _openai(False)),

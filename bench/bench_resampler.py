@@ -17,8 +17,9 @@ import math
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +34,7 @@ CHUNK_MS = 100
 TONE_HZ = 1000.0
 AMPLITUDE = 0.5
 
-Chunker = Callable[[npt.NDArray[Any]], Optional[npt.NDArray[np.float64]]]
+Chunker = Callable[[npt.NDArray[Any]], npt.NDArray[np.float64] | None]
 
 
 def _sine(rate: int, seconds: float, channels: int, dtype: str) -> npt.NDArray[Any]:

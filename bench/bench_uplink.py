@@ -20,8 +20,9 @@ import base64
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ def _ours(
     return cpu / n * 1e6
 
 
-def _official(sim: SimProcess, b64: list[str], n: int, pace: float = 0.0) -> Optional[float]:
+def _official(sim: SimProcess, b64: list[str], n: int, pace: float = 0.0) -> float | None:
     try:
         from dashscope.audio.qwen_omni import OmniRealtimeCallback, OmniRealtimeConversation
     except ImportError:
@@ -154,7 +155,7 @@ def run_uplink_bench(chunks: int = 2000) -> dict[str, Any]:
     with SimProcess(speed=0.0) as sim:
         best: dict[str, float] = {}
         for _ in range(3):
-            runs: list[tuple[str, Callable[[], Optional[float]]]] = [
+            runs: list[tuple[str, Callable[[], float | None]]] = [
                 ("dashscope_rt 48k stereo float32", lambda: _ours(sim, mic, chunks, 48000, 2)),
                 ("dashscope_rt 16k PCM16 bytes", lambda: _ours(sim, pcm_chunks, chunks, 16000, 1)),
                 ("dashscope (official) b64 str", lambda: _official(sim, b64, chunks)),
@@ -168,7 +169,7 @@ def run_uplink_bench(chunks: int = 2000) -> dict[str, Any]:
         # Real microphones deliver a chunk now and then, not back to back: on this machine code
         # that runs after an idle gap runs several times slower (cold caches; see the report).
         paced_n = max(100, chunks // 10)
-        paced_runs: list[tuple[str, Callable[[], Optional[float]]]] = [
+        paced_runs: list[tuple[str, Callable[[], float | None]]] = [
             ("dashscope_rt 48k stereo float32", lambda: _ours(sim, mic, paced_n, 48000, 2, PACE)),
             (
                 "dashscope_rt 16k PCM16 bytes",

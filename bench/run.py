@@ -15,9 +15,10 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -37,7 +38,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(dist: str) -> Optional[str]:
+def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -69,7 +70,7 @@ def machine_info() -> dict[str, Any]:
 Row = tuple[str, str, str, str, str, str, str]
 
 
-def _fmt_ok(ok: Optional[bool]) -> str:
+def _fmt_ok(ok: bool | None) -> str:
     return "-" if ok is None else ("yes" if ok else "NO")
 
 
@@ -275,13 +276,13 @@ def render(res: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     lines = [head, ""]
     for k, r in enumerate(rows):
-        lines.append("| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |")
+        lines.append("| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + " |")
         if k == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="dashscope_rt benchmarks against the peers")
     parser.add_argument("--quick", action="store_true", help="fewer repeats (about 1 minute)")
     parser.add_argument("--sessions", type=int, default=200, help="sessions for the scale run")

@@ -6,8 +6,9 @@ import argparse
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 from ._cli_common import (
     EXIT_AUTH,
@@ -84,7 +85,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     con = Console()
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    client: Optional[ChatClient] = None
+    client: ChatClient | None = None
     try:
         settings = resolve(args)
         model = _pick_model(args, settings)
@@ -148,7 +149,7 @@ class ChatClient:
         args: argparse.Namespace,
         con: Console,
         *,
-        mic_stream: Optional[Callable[..., Any]] = None,
+        mic_stream: Callable[..., Any] | None = None,
     ) -> None:
         self.mic_stream = mic_stream
         self.stop = threading.Event()
@@ -156,7 +157,7 @@ class ChatClient:
         self.model = model
         self.args = args
         self.con = con
-        self.voice: Optional[str] = args.voice or settings.voice
+        self.voice: str | None = args.voice or settings.voice
         self.session: Any = None
         self.player: Any = None
         self.turns = 0
@@ -289,7 +290,7 @@ class ChatClient:
         self.con.line(self.con.dim("── " + " · ".join(bits)))
         self._done.set()
 
-    def _save(self, reply: Any, n: int) -> Optional[str]:
+    def _save(self, reply: Any, n: int) -> str | None:
         if not self.args.out or not reply.audio:
             return None
         out = Path(self.args.out)

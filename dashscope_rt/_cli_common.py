@@ -6,7 +6,7 @@ import math
 import sys
 import threading
 import urllib.parse
-from typing import Any, Optional, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -66,14 +66,14 @@ def safe_streams() -> None:
                 reconfigure(errors="replace")
 
 
-def region_label(region: Optional[str], url: Optional[str] = None) -> str:
+def region_label(region: str | None, url: str | None = None) -> str:
     """``Beijing (--region cn)``, or the host of a custom URL."""
     if url:
         return urllib.parse.urlsplit(url).netloc or url
     return _REGIONS.get(region or "cn", repr(region))
 
 
-def explain(exc: BaseException, *, region: Optional[str], url: Optional[str]) -> CliError:
+def explain(exc: BaseException, *, region: str | None, url: str | None) -> CliError:
     """Turn an SDK exception into a message the user can act on, with an exit status."""
     where = region_label(region, url)
     if isinstance(exc, errors.AuthenticationError):
@@ -141,7 +141,7 @@ def format_usage(usage: Any) -> str:
     if usage is None:
         return "no usage reported"
 
-    def detail(total: Optional[int], parts: Any) -> str:
+    def detail(total: int | None, parts: Any) -> str:
         bits = [
             f"{v} {k.replace('_tokens', '')}"
             for k, v in dict(parts or {}).items()
@@ -178,7 +178,7 @@ class Console:
     Off a terminal the status line is not shown, so logs and pipes get whole lines only.
     """
 
-    def __init__(self, out: Optional[TextIO] = None, *, color: Optional[bool] = None) -> None:
+    def __init__(self, out: TextIO | None = None, *, color: bool | None = None) -> None:
         if out is None:
             safe_streams()
         self.out = out if out is not None else sys.stdout

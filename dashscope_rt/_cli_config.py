@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import attrs
 
@@ -47,12 +47,12 @@ class Profile:
     """One saved profile; empty fields fall back to flags, the environment and defaults."""
 
     name: str
-    api_key: Optional[str] = attrs.field(default=None, repr=False)
-    region: Optional[str] = None
-    workspace: Optional[str] = None
-    model: Optional[str] = None
-    voice: Optional[str] = None
-    url: Optional[str] = None
+    api_key: str | None = attrs.field(default=None, repr=False)
+    region: str | None = None
+    workspace: str | None = None
+    model: str | None = None
+    voice: str | None = None
+    url: str | None = None
 
     def to_json(self) -> dict[str, str]:
         return {k: v for k in _FIELDS if (v := getattr(self, k))}
@@ -62,7 +62,7 @@ class Profile:
 class ConfigFile:
     """The whole config file: the profiles and the name of the current one."""
 
-    current: Optional[str] = None
+    current: str | None = None
     profiles: dict[str, Profile] = attrs.field(factory=dict)
 
 
@@ -70,13 +70,13 @@ class ConfigFile:
 class Settings:
     """What a command connects with, after flags, profile and environment are combined."""
 
-    api_key: Optional[str] = attrs.field(default=None, repr=False)
+    api_key: str | None = attrs.field(default=None, repr=False)
     region: str = "cn"
-    workspace: Optional[str] = None
-    url: Optional[str] = None
-    model: Optional[str] = None
-    voice: Optional[str] = None
-    profile: Optional[str] = None
+    workspace: str | None = None
+    url: str | None = None
+    model: str | None = None
+    voice: str | None = None
+    profile: str | None = None
     key_source: str = "none"
 
 
@@ -98,7 +98,7 @@ def config_path() -> Path:
     return config_dir() / "config.json"
 
 
-def load(path: Optional[Path] = None) -> ConfigFile:
+def load(path: Path | None = None) -> ConfigFile:
     """Read the config file (an empty config if there is none)."""
     path = path or config_path()
     try:
@@ -116,7 +116,7 @@ def load(path: Optional[Path] = None) -> ConfigFile:
     return ConfigFile(current=current if current in profiles else None, profiles=profiles)
 
 
-def save(cfg: ConfigFile, path: Optional[Path] = None) -> Path:
+def save(cfg: ConfigFile, path: Path | None = None) -> Path:
     """Write the config atomically, readable by the owner only (0600)."""
     path = path or config_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -135,7 +135,7 @@ def save(cfg: ConfigFile, path: Optional[Path] = None) -> Path:
     return path
 
 
-def mask_key(key: Optional[str]) -> str:
+def mask_key(key: str | None) -> str:
     """``sk-…a1b2``: enough to tell keys apart, never the key."""
     if not key:
         return "-"
@@ -170,7 +170,7 @@ def resolve(args: argparse.Namespace) -> Settings:
     """
     explicit = getattr(args, "profile", None) or os.environ.get(PROFILE_ENV) or None
     cfg = load()
-    profile: Optional[Profile] = None
+    profile: Profile | None = None
     if explicit:
         profile = cfg.profiles.get(explicit)
         if profile is None:
@@ -192,7 +192,7 @@ def resolve(args: argparse.Namespace) -> Settings:
     elif profile is not None and profile.api_key:
         key, source = profile.api_key, f"profile {profile.name!r}"
 
-    def pick(name: str) -> Optional[str]:
+    def pick(name: str) -> str | None:
         flag = getattr(args, name, None)
         if flag:
             return str(flag)
@@ -255,7 +255,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _read_key(value: Optional[str]) -> Optional[str]:
+def _read_key(value: str | None) -> str | None:
     if value == "-":
         return sys.stdin.readline().strip() or None
     if value:
@@ -313,7 +313,7 @@ def _config(args: argparse.Namespace) -> int:
             )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
         return EXIT_OK
     name = args.name
     if action == "add":

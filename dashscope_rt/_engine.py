@@ -32,8 +32,8 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -130,7 +130,7 @@ class State(enum.Enum):
 @attrs.define
 class _Out:
     text: str
-    audio: Optional[bytes] = None
+    audio: bytes | None = None
 
 
 _STOP = object()
@@ -168,7 +168,7 @@ class _Handler:
 
 @attrs.define
 class _ToolBatch:
-    response_id: Optional[str]
+    response_id: str | None
     calls: tuple[ToolCall, ...]
     results: dict[str, str] = attrs.field(factory=dict)
     cancelled: bool = False
@@ -181,9 +181,9 @@ class Waiter:
     generation: int = 0
     event_ids: set[str] = attrs.field(factory=set)
     started: bool = False
-    reply: Optional[Reply] = None
+    reply: Reply | None = None
     tool_calls: list[ToolCall] = attrs.field(factory=list)
-    error: Optional[BaseException] = None
+    error: BaseException | None = None
     done: threading.Event = attrs.field(factory=threading.Event)
 
 
@@ -241,19 +241,19 @@ class Engine:
         model: ModelInfo,
         url: str,
         headers: Mapping[str, str],
-        region: Optional[str],
+        region: str | None,
         config: SessionConfig,
         tools: Sequence[Tool],
         connect_timeout: float,
-        ping_interval: Optional[float],
+        ping_interval: float | None,
         ping_timeout: float,
         close_timeout: float,
-        reconnect: Optional[ReconnectPolicy],
+        reconnect: ReconnectPolicy | None,
         handler_errors: str,
-        ca_file: Optional[str],
+        ca_file: str | None,
         ssl_context: Any,
         send_backlog_bytes: int,
-        record_to: Optional[str],
+        record_to: str | None,
         expiry_warning: float,
         tool_workers: int,
     ) -> None:
@@ -278,32 +278,32 @@ class Engine:
 
         self.state = State.NEW
         self._state_cv = threading.Condition(threading.RLock())
-        self.transport: Optional[Transport] = None
+        self.transport: Transport | None = None
         self._link_up = False
-        self.session_id: Optional[str] = None
-        self.effective: Optional[SessionConfig] = None
-        self.session_info: Optional[ev.SessionInfo] = None
-        self.connected_at: Optional[float] = None
-        self.fatal: Optional[BaseException] = None
+        self.session_id: str | None = None
+        self.effective: SessionConfig | None = None
+        self.session_info: ev.SessionInfo | None = None
+        self.connected_at: float | None = None
+        self.fatal: BaseException | None = None
         self.closed_event = threading.Event()
-        self.close_info: Optional[Closed] = None
+        self.close_info: Closed | None = None
         self._user_close = False
         self._close_args: tuple[int, str] = (1000, "")
-        self._close_deadline: Optional[float] = None
+        self._close_deadline: float | None = None
 
         self._outq = _SendQueue(send_backlog_bytes)
         self._dq: queue.SimpleQueue[tuple[float, Any]] = queue.SimpleQueue()
-        self._pending: Optional[tuple[float, Any]] = None
-        self._reader: Optional[threading.Thread] = None
-        self.dispatcher: Optional[threading.Thread] = None
-        self._sender: Optional[threading.Thread] = None
-        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._pending: tuple[float, Any] | None = None
+        self._reader: threading.Thread | None = None
+        self.dispatcher: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._stop_reconnect = threading.Event()
 
         self._handlers: tuple[_Handler, ...] = ()
         self._error_handlers: tuple[Callable[[BaseException], Any], ...] = ()
-        self._tool_handler: Optional[Callable[[ToolCall], Any]] = None
+        self._tool_handler: Callable[[ToolCall], Any] | None = None
         self._reg_lock = threading.Lock()
         self._iterators: list[queue.Queue[Any]] = []
         self._iter_lock = threading.Lock()
@@ -312,21 +312,21 @@ class Engine:
         # Conversation state: fed by the dispatcher (receive) and by senders (sent).
         self.conv = Conversation(model)
         self.conv_cv = threading.Condition(threading.Lock())
-        self.active_response: Optional[ev.Response] = None
+        self.active_response: ev.Response | None = None
         self._tool_batches: list[_ToolBatch] = []
         self._waiters: list[Waiter] = []
-        self._update_waiters: list[tuple[str, list[Optional[BaseException]], threading.Event]] = []
-        self._finish_waiter: Optional[tuple[str, threading.Event]] = None
+        self._update_waiters: list[tuple[str, list[BaseException | None], threading.Event]] = []
+        self._finish_waiter: tuple[str, threading.Event] | None = None
         self._audio_since_commit = 0
         self._expiry_warned = False
         self._expiry_check_at = 0.0
         self.generation = 0
-        self._drop_cause: Optional[ConnectionClosed] = None
+        self._drop_cause: ConnectionClosed | None = None
 
         # Audio uplink: one streaming resampler; the lock keeps convert+enqueue atomic.
         self._audio_lock = threading.Lock()
         self._converter: Any = None
-        self._converter_key: Optional[tuple[int, int]] = None
+        self._converter_key: tuple[int, int] | None = None
 
         self.lag_samples: collections.deque[float] = collections.deque(maxlen=_LAG_SAMPLES)
         self._slow_warned: set[int] = set()
@@ -491,7 +491,7 @@ class Engine:
             if isinstance(event, wanted):
                 return event
 
-    def _apply_session(self, info: Optional[ev.SessionInfo]) -> None:
+    def _apply_session(self, info: ev.SessionInfo | None) -> None:
         if info is None:
             return
         self.session_info = info
@@ -516,7 +516,7 @@ class Engine:
             output_rate=self.output_rate,
         )
 
-    def _record_sent(self, text: str, audio: Optional[bytes] = None) -> None:
+    def _record_sent(self, text: str, audio: bytes | None = None) -> None:
         rec = self._recorder
         if rec is None:
             return
@@ -560,7 +560,7 @@ class Engine:
 
     def _read_until_closed(self, transport: Transport) -> None:
         interval = self.ping_interval
-        ping_sent: Optional[float] = None
+        ping_sent: float | None = None
         transport.settimeout(interval)
         put = self._dq.put
         decode = ev.decode
@@ -718,7 +718,7 @@ class Engine:
 
     # -- sender thread -----------------------------------------------------------------------------
 
-    def _wait_link(self) -> Optional[Transport]:
+    def _wait_link(self) -> Transport | None:
         with self._state_cv:
             while True:
                 if self._link_up and self.transport is not None:
@@ -766,7 +766,7 @@ class Engine:
             detail = f" (code {closed.code}{': ' + closed.reason if closed.reason else ''})"
         raise SessionClosed(f"the session is closed{detail}; nothing more can be sent")
 
-    def send_event(self, event: ev.ClientEvent, *, audio: Optional[bytes] = None) -> str:
+    def send_event(self, event: ev.ClientEvent, *, audio: bytes | None = None) -> str:
         """Encode and enqueue ``event``; return its event id. Thread-safe; never blocks."""
         self.check_open()
         eid = getattr(event, "event_id", None) or ev.new_event_id()
@@ -795,7 +795,7 @@ class Engine:
 
     # -- audio -------------------------------------------------------------------------------------
 
-    def append_audio(self, data: Any, sample_rate: Optional[int], channels: int) -> None:
+    def append_audio(self, data: Any, sample_rate: int | None, channels: int) -> None:
         from .audio import AudioConverter
 
         self.check_open()
@@ -872,7 +872,7 @@ class Engine:
             log.warning("on_tool_call: the previous tool handler is replaced")
         self._tool_handler = fn
 
-    def remove_handlers(self, key: Any, fn: Optional[Callable[..., Any]]) -> int:
+    def remove_handlers(self, key: Any, fn: Callable[..., Any] | None) -> int:
         """Remove handlers by key, by function, or both; return how many were removed."""
         with self._reg_lock:
             removed = 0
@@ -908,7 +908,7 @@ class Engine:
         """Whether the calling thread is the dispatcher (handlers run there)."""
         return threading.current_thread() is self.dispatcher
 
-    def _next_item(self) -> Optional[tuple[float, Any]]:
+    def _next_item(self) -> tuple[float, Any] | None:
         if self._pending is not None:
             item, self._pending = self._pending, None
             return item
@@ -922,7 +922,7 @@ class Engine:
         except queue.Empty:
             return None
 
-    def _peek(self, timeout: float) -> Optional[tuple[float, Any]]:
+    def _peek(self, timeout: float) -> tuple[float, Any] | None:
         if self._pending is None:
             try:
                 self._pending = self._dq.get(timeout=timeout)
@@ -1095,14 +1095,14 @@ class Engine:
 
     def add_update_waiter(
         self, event_id: str
-    ) -> tuple[list[Optional[BaseException]], threading.Event]:
-        box: list[Optional[BaseException]] = []
+    ) -> tuple[list[BaseException | None], threading.Event]:
+        box: list[BaseException | None] = []
         done = threading.Event()
         with self.conv_cv:
             self._update_waiters.append((event_id, box, done))
         return box, done
 
-    def _resolve_update(self, event_id: Optional[str], error: Optional[BaseException]) -> None:
+    def _resolve_update(self, event_id: str | None, error: BaseException | None) -> None:
         with self.conv_cv:
             for entry in self._update_waiters:
                 eid, box, done = entry
@@ -1135,7 +1135,7 @@ class Engine:
                 self._waiters.remove(waiter)
 
     def _end_waiter(
-        self, w: Waiter, *, reply: Optional[Reply] = None, error: Optional[BaseException] = None
+        self, w: Waiter, *, reply: Reply | None = None, error: BaseException | None = None
     ) -> None:
         w.reply, w.error = reply, error
         w.done.set()
@@ -1197,7 +1197,7 @@ class Engine:
             return self._pool
 
     def _run_tool(self, batch: _ToolBatch, call: ToolCall) -> None:
-        error: Optional[BaseException] = None
+        error: BaseException | None = None
         try:
             declared = self.tools.get(call.name)
             if declared is not None and declared.fn is not None:
@@ -1217,7 +1217,7 @@ class Engine:
         self._dq.put((time.monotonic(), _Call(done)))
 
     def _tool_done(
-        self, batch: _ToolBatch, call: ToolCall, output: str, error: Optional[BaseException]
+        self, batch: _ToolBatch, call: ToolCall, output: str, error: BaseException | None
     ) -> None:
         if error is not None:
             self.report_error(error)
@@ -1261,7 +1261,7 @@ class Engine:
 
     # -- pull iterator -----------------------------------------------------------------------------
 
-    def iterate(self, timeout: Optional[float], maxsize: int) -> Iterator[Any]:
+    def iterate(self, timeout: float | None, maxsize: int) -> Iterator[Any]:
         q: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
         with self._iter_lock:
             self._iterators.append(q)
@@ -1317,7 +1317,7 @@ class Engine:
             self._outq.put(_CLOSE_FRAME)  # after the frames already queued
         return True
 
-    def close(self, code: int = 1000, reason: str = "", timeout: Optional[float] = None) -> None:
+    def close(self, code: int = 1000, reason: str = "", timeout: float | None = None) -> None:
         """Close, then join every thread but the calling one (each join is bounded)."""
         timeout = self.close_timeout if timeout is None else timeout
         self.close_async(code, reason)

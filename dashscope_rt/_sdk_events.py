@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import attrs
 
@@ -14,10 +14,10 @@ class Closed:
     """The session ended. ``code``/``reason`` come from the close frame (1006: no close frame)."""
 
     TYPE: ClassVar[str] = "sdk.closed"
-    code: Optional[int] = None
+    code: int | None = None
     reason: str = ""
     by_server: bool = False
-    error: Optional[BaseException] = attrs.field(default=None, eq=False)
+    error: BaseException | None = attrs.field(default=None, eq=False)
     """The fatal error that ended the session, if any (what ``wait()`` re-raises)."""
 
     @property
@@ -32,7 +32,7 @@ class Reconnecting:
     TYPE: ClassVar[str] = "sdk.reconnecting"
     attempt: int
     delay: float
-    cause: Optional[BaseException] = attrs.field(default=None, eq=False)
+    cause: BaseException | None = attrs.field(default=None, eq=False)
 
     @property
     def type(self) -> str:
@@ -48,7 +48,7 @@ class Reconnected:
 
     TYPE: ClassVar[str] = "sdk.reconnected"
     attempt: int
-    session_id: Optional[str] = None
+    session_id: str | None = None
 
     @property
     def type(self) -> str:

@@ -7,9 +7,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Callable, Optional
 
 from ._version import __version__
 
@@ -83,7 +82,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     previous = signal.signal(signal.SIGTERM, on_signal)
@@ -129,11 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dashscope-rt`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    func: Optional[Command] = getattr(args, "func", None)
+    func: Command | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()
         return 2

@@ -20,8 +20,8 @@ import enum
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Callable, ClassVar, Final, Optional, TypeVar, Union
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Final, TypeVar
 
 import attrs
 
@@ -95,7 +95,7 @@ def _fmt(x: float) -> str:
 
 
 def _range_text(
-    lo: Optional[float], hi: Optional[float], lo_open: bool, hi_open: bool, allow: tuple[Any, ...]
+    lo: float | None, hi: float | None, lo_open: bool, hi_open: bool, allow: tuple[Any, ...]
 ) -> str:
     if lo is not None and hi is not None:
         text = f"in {'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if hi_open else ']'}"
@@ -111,8 +111,8 @@ def _range_text(
 
 
 def _number(
-    lo: Optional[float] = None,
-    hi: Optional[float] = None,
+    lo: float | None = None,
+    hi: float | None = None,
     *,
     lo_open: bool = False,
     hi_open: bool = False,
@@ -240,8 +240,8 @@ def _vad_extra(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _search_options(
-    value: Union[Mapping[str, Any], UnsetType],
-) -> Union[Mapping[str, Any], UnsetType]:
+    value: Mapping[str, Any] | UnsetType,
+) -> Mapping[str, Any] | UnsetType:
     if value is UNSET:
         return UNSET
     frozen = _freeze_mapping(value, "search_options")
@@ -251,7 +251,7 @@ def _search_options(
     return frozen
 
 
-def _modalities(value: Union[Sequence[str], UnsetType]) -> Union[tuple[str, ...], UnsetType]:
+def _modalities(value: Sequence[str] | UnsetType) -> tuple[str, ...] | UnsetType:
     if value is UNSET:
         return UNSET
     msg = "modalities must be ['text'] or ['text', 'audio'] (in any order)"
@@ -314,8 +314,8 @@ def _check_tool(tool: Any, index: int) -> dict[str, Any]:
 
 
 def _tools(
-    value: Union[Sequence[Mapping[str, Any]], UnsetType],
-) -> Union[tuple[dict[str, Any], ...], UnsetType]:
+    value: Sequence[Mapping[str, Any]] | UnsetType,
+) -> tuple[dict[str, Any], ...] | UnsetType:
     if value is UNSET:
         return UNSET
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
@@ -355,22 +355,22 @@ class _BaseVAD:
 
     TYPE: ClassVar[str] = ""
 
-    threshold: Union[float, UnsetType] = attrs.field(
+    threshold: float | UnsetType = attrs.field(
         default=UNSET, validator=_number(-1.0, 1.0, prefix="turn_detection.")
     )
     """[-1.0, 1.0]; lower is more sensitive (server default 0.5)."""
-    silence_duration_ms: Union[int, UnsetType] = attrs.field(
+    silence_duration_ms: int | UnsetType = attrs.field(
         default=UNSET, validator=_number(200, 6000, integer=True, prefix="turn_detection.")
     )
     """[200, 6000] ms of silence that ends a turn (server default 800)."""
-    prefix_padding_ms: Union[int, UnsetType] = attrs.field(
+    prefix_padding_ms: int | UnsetType = attrs.field(
         default=UNSET, validator=_number(0, integer=True, prefix="turn_detection.")
     )
     """Audio kept before speech start. Not in the client docs; a client saw it refused."""
-    create_response: Union[bool, UnsetType] = attrs.field(
+    create_response: bool | UnsetType = attrs.field(
         default=UNSET, validator=_bool("turn_detection.")
     )
-    interrupt_response: Union[bool, UnsetType] = attrs.field(
+    interrupt_response: bool | UnsetType = attrs.field(
         default=UNSET, validator=_bool("turn_detection.")
     )
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_vad_extra)
@@ -420,7 +420,7 @@ class ServerVAD(_BaseVAD):
 
     TYPE: ClassVar[str] = "server_vad"
 
-    idle_timeout_ms: Union[int, UnsetType] = attrs.field(
+    idle_timeout_ms: int | UnsetType = attrs.field(
         default=UNSET, validator=_number(5000, 30000, integer=True, prefix="turn_detection.")
     )
     """[5000, 30000]: the model speaks up after this much user silence (qwen3.5 only)."""
@@ -451,7 +451,7 @@ def _unsupported(info: ModelInfo, feature: str, message: str) -> UnsupportedByMo
     return UnsupportedByModel(f"{info.name}: {message}", model=info.name, feature=feature)
 
 
-def _resolve(model: Union[ModelInfo, str]) -> ModelInfo:
+def _resolve(model: ModelInfo | str) -> ModelInfo:
     if isinstance(model, ModelInfo):
         return model
     return get_model(model)
@@ -461,65 +461,57 @@ def _resolve(model: Union[ModelInfo, str]) -> ModelInfo:
 class SessionConfig:
     """The ``session`` object of ``session.update``; every field is optional (see module doc)."""
 
-    modalities: Union[tuple[str, ...], UnsetType] = attrs.field(
-        default=UNSET, converter=_modalities
-    )
+    modalities: tuple[str, ...] | UnsetType = attrs.field(default=UNSET, converter=_modalities)
     """``["text"]`` or ``["text", "audio"]`` (any order; stored in that order)."""
-    voice: Union[str, UnsetType] = attrs.field(default=UNSET, validator=_non_empty_str)
-    instructions: Union[str, UnsetType] = attrs.field(default=UNSET, validator=_str)
-    input_audio_format: Union[str, UnsetType] = attrs.field(
+    voice: str | UnsetType = attrs.field(default=UNSET, validator=_non_empty_str)
+    instructions: str | UnsetType = attrs.field(default=UNSET, validator=_str)
+    input_audio_format: str | UnsetType = attrs.field(
         default=UNSET,
         validator=_choice((*LEGACY_AUDIO_FORMATS, "wav"), "'wav' only on qwen3.5 models"),
     )
-    output_audio_format: Union[str, UnsetType] = attrs.field(
+    output_audio_format: str | UnsetType = attrs.field(
         default=UNSET,
         validator=_choice((*LEGACY_AUDIO_FORMATS, "wav"), "'wav' only on qwen3.5 models"),
     )
-    input_sample_rate: Union[int, UnsetType] = attrs.field(
+    input_sample_rate: int | UnsetType = attrs.field(
         default=UNSET, validator=_choice(SAMPLE_RATES, "Hz")
     )
     """Other than the model's default only on qwen3.5 (sent as ``audio.input.format``)."""
-    output_sample_rate: Union[int, UnsetType] = attrs.field(
+    output_sample_rate: int | UnsetType = attrs.field(
         default=UNSET, validator=_choice(SAMPLE_RATES, "Hz")
     )
-    turn_detection: Union[ServerVAD, SemanticVAD, UnsetType, None] = attrs.field(
+    turn_detection: ServerVAD | SemanticVAD | UnsetType | None = attrs.field(
         default=UNSET, validator=_vad
     )
     """A VAD, or None for manual mode (commit + response.create yourself)."""
-    input_transcription: Union[bool, UnsetType] = attrs.field(default=UNSET, validator=_bool())
+    input_transcription: bool | UnsetType = attrs.field(default=UNSET, validator=_bool())
     """Transcribe the user's audio (``input_audio_transcription``); False sends null."""
-    temperature: Union[float, UnsetType] = attrs.field(
+    temperature: float | UnsetType = attrs.field(
         default=UNSET, validator=_number(0, 2, hi_open=True)
     )
-    top_p: Union[float, UnsetType] = attrs.field(
-        default=UNSET, validator=_number(0, 1, lo_open=True)
-    )
-    top_k: Union[int, UnsetType, None] = attrs.field(
+    top_p: float | UnsetType = attrs.field(default=UNSET, validator=_number(0, 1, lo_open=True))
+    top_k: int | UnsetType | None = attrs.field(
         default=UNSET, validator=_number(0, integer=True, allow=(None,))
     )
     """>= 0; None (or > 100) disables top-k."""
-    max_tokens: Union[int, UnsetType] = attrs.field(
-        default=UNSET, validator=_number(1, integer=True)
-    )
-    repetition_penalty: Union[float, UnsetType] = attrs.field(
+    max_tokens: int | UnsetType = attrs.field(default=UNSET, validator=_number(1, integer=True))
+    repetition_penalty: float | UnsetType = attrs.field(
         default=UNSET, validator=_number(0, lo_open=True)
     )
-    presence_penalty: Union[float, UnsetType] = attrs.field(default=UNSET, validator=_number(-2, 2))
-    seed: Union[int, UnsetType] = attrs.field(
+    presence_penalty: float | UnsetType = attrs.field(default=UNSET, validator=_number(-2, 2))
+    seed: int | UnsetType = attrs.field(
         default=UNSET, validator=_number(0, _SEED_MAX, integer=True, allow=(-1,))
     )
     """[0, 2**31-1], or -1 for a random seed (the server's default)."""
-    smooth_output: Union[bool, UnsetType, None] = attrs.field(
+    smooth_output: bool | UnsetType | None = attrs.field(
         default=UNSET, validator=_bool(allow_none=True)
     )
     """qwen3-omni-flash: True conversational, False formal, None auto (sent as null)."""
-    enable_search: Union[bool, UnsetType] = attrs.field(default=UNSET, validator=_bool())
-    search_options: Union[Mapping[str, Any], UnsetType] = attrs.field(
+    enable_search: bool | UnsetType = attrs.field(default=UNSET, validator=_bool())
+    search_options: Mapping[str, Any] | UnsetType = attrs.field(
         default=UNSET, converter=_search_options
     )
-    tools: Union[tuple[dict[str, Any], ...], UnsetType] = attrs.field(
-        default=UNSET, converter=_tools
-    )
+    tools: tuple[dict[str, Any], ...] | UnsetType = attrs.field(default=UNSET, converter=_tools)
     """Wire-shaped ``{"type": "function", "function": {name, description, parameters}}``."""
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_extra)
     """Unmodelled keys, merged last (they override modelled ones). Not checked per model."""
@@ -529,13 +521,13 @@ class SessionConfig:
 
     # --- effective values --------------------------------------------------------------
 
-    def input_rate(self, model: Union[ModelInfo, str]) -> int:
+    def input_rate(self, model: ModelInfo | str) -> int:
         """Sample rate of the audio to append: the configured one or the model's default."""
         info = _resolve(model)
         self._check_rate(info, "input_sample_rate", self.input_sample_rate, info.input_rates)
         return info.input_rate if self.input_sample_rate is UNSET else self.input_sample_rate
 
-    def output_rate(self, model: Union[ModelInfo, str]) -> int:
+    def output_rate(self, model: ModelInfo | str) -> int:
         """Sample rate of the audio the server sends: the configured one or the model's default."""
         info = _resolve(model)
         self._check_rate(info, "output_sample_rate", self.output_sample_rate, info.output_rates)
@@ -555,7 +547,7 @@ class SessionConfig:
 
     # --- wire format -------------------------------------------------------------------
 
-    def to_wire(self, model: Union[ModelInfo, str]) -> dict[str, Any]:
+    def to_wire(self, model: ModelInfo | str) -> dict[str, Any]:
         """The ``session`` dict for ``model``: unset fields omitted, unsupported ones refused."""
         info = _resolve(model)
         out: dict[str, Any] = {}
@@ -615,7 +607,7 @@ class SessionConfig:
         for key, value in session.items():
             if key in _IGNORED_WIRE_KEYS:
                 continue
-            parsed: Optional[dict[str, Any]] = None
+            parsed: dict[str, Any] | None = None
             if key in plain:
                 parsed = {key: value} if _accepts(cls, key, value) else None
             elif key == "input_audio_transcription":
@@ -646,7 +638,7 @@ class SessionConfig:
 
     @staticmethod
     def _check_rate(
-        info: ModelInfo, name: str, rate: Union[int, UnsetType], allowed: tuple[int, ...]
+        info: ModelInfo, name: str, rate: int | UnsetType, allowed: tuple[int, ...]
     ) -> None:
         if rate is UNSET:
             return
@@ -702,7 +694,7 @@ class SessionConfig:
             }
         return {"audio": audio}
 
-    def _vad_wire(self, info: ModelInfo) -> Optional[dict[str, Any]]:
+    def _vad_wire(self, info: ModelInfo) -> dict[str, Any] | None:
         vad = self.turn_detection
         if vad is None or vad is UNSET:
             return None
@@ -790,7 +782,7 @@ def _plain(value: _T) -> _T:
     return value
 
 
-def _transcription_from_wire(value: Any) -> Optional[dict[str, Any]]:
+def _transcription_from_wire(value: Any) -> dict[str, Any] | None:
     if value is None:
         return {"input_transcription": False}
     if isinstance(value, Mapping):
@@ -798,7 +790,7 @@ def _transcription_from_wire(value: Any) -> Optional[dict[str, Any]]:
     return None
 
 
-def _vad_from_wire(value: Any) -> Optional[dict[str, Any]]:
+def _vad_from_wire(value: Any) -> dict[str, Any] | None:
     if value is None:
         return {"turn_detection": None}
     if isinstance(value, Mapping):
@@ -808,7 +800,7 @@ def _vad_from_wire(value: Any) -> Optional[dict[str, Any]]:
     return None
 
 
-def _audio_from_wire(value: Any) -> Optional[dict[str, Any]]:
+def _audio_from_wire(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, Mapping) or not set(value) <= {"input", "output"}:
         return None
     out: dict[str, Any] = {}

@@ -23,8 +23,8 @@ import logging
 import time
 import wave
 from collections import deque
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -69,8 +69,8 @@ class ToolCall:
     call_id: str
     name: str
     arguments: str = ""
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
+    response_id: str | None = None
+    item_id: str | None = None
 
     def parsed_arguments(self) -> dict[str, Any]:
         """``arguments`` as a dict (leading space tolerated, ``{}`` when empty).
@@ -81,7 +81,7 @@ class ToolCall:
         return parse_arguments(self.arguments, tool=self.name)
 
 
-def _ms(start: Optional[float], end: Optional[float]) -> Optional[float]:
+def _ms(start: float | None, end: float | None) -> float | None:
     if start is None or end is None or end < start:
         return None  # not measured, or events arrived out of order
     return (end - start) * 1000.0
@@ -95,40 +95,40 @@ class TurnMetrics:
     audio in a text-only reply, ...); the derived values are then None too.
     """
 
-    response_id: Optional[str] = None
-    status: Optional[str] = None
-    speech_stopped_at: Optional[float] = None
-    committed_at: Optional[float] = None
-    response_created_at: Optional[float] = None
-    first_text_at: Optional[float] = None
-    first_audio_at: Optional[float] = None
-    done_at: Optional[float] = None
+    response_id: str | None = None
+    status: str | None = None
+    speech_stopped_at: float | None = None
+    committed_at: float | None = None
+    response_created_at: float | None = None
+    first_text_at: float | None = None
+    first_audio_at: float | None = None
+    done_at: float | None = None
     audio_bytes: int = 0
     sample_rate: int = 24000
-    usage: Optional[ev.Usage] = None
+    usage: ev.Usage | None = None
 
     @property
-    def speech_end_to_first_audio_ms(self) -> Optional[float]:
+    def speech_end_to_first_audio_ms(self) -> float | None:
         """User stopped speaking (VAD) -> first audio of the answer: the latency users feel."""
         return _ms(self.speech_stopped_at, self.first_audio_at)
 
     @property
-    def committed_to_first_audio_ms(self) -> Optional[float]:
+    def committed_to_first_audio_ms(self) -> float | None:
         """Input committed -> first audio (the manual-mode counterpart of the above)."""
         return _ms(self.committed_at, self.first_audio_at)
 
     @property
-    def created_to_first_text_ms(self) -> Optional[float]:
+    def created_to_first_text_ms(self) -> float | None:
         """``response.created`` -> first text or transcript delta."""
         return _ms(self.response_created_at, self.first_text_at)
 
     @property
-    def created_to_first_audio_ms(self) -> Optional[float]:
+    def created_to_first_audio_ms(self) -> float | None:
         """``response.created`` -> first audio delta."""
         return _ms(self.response_created_at, self.first_audio_at)
 
     @property
-    def total_ms(self) -> Optional[float]:
+    def total_ms(self) -> float | None:
         """``response.created`` -> end of the response."""
         return _ms(self.response_created_at, self.done_at)
 
@@ -144,17 +144,17 @@ class TurnMetrics:
 class Reply:
     """A finished response: text, transcript, PCM16LE mono audio, usage, tool calls, metrics."""
 
-    response_id: Optional[str]
+    response_id: str | None
     status: str
     text: str = ""
     transcript: str = ""
     audio: bytes = b""
     sample_rate: int = 24000
-    usage: Optional[ev.Usage] = None
+    usage: ev.Usage | None = None
     metrics: TurnMetrics = attrs.field(factory=TurnMetrics)
     tool_calls: tuple[ToolCall, ...] = ()
-    user_transcript: Optional[str] = None
-    response: Optional[ev.Response] = None
+    user_transcript: str | None = None
+    response: ev.Response | None = None
     """The ``response.done`` payload (None when the response ended without one)."""
 
     @property
@@ -212,7 +212,7 @@ class HistoryEntry:
     """One line of the conversation transcript."""
 
     role: str  # "user" | "assistant"
-    item_id: Optional[str]
+    item_id: str | None
     text: str
     final: bool
 
@@ -229,7 +229,7 @@ class Notice:
 class SessionReady(Notice):
     """``session.created`` arrived."""
 
-    session_id: Optional[str]
+    session_id: str | None
 
 
 @attrs.frozen
@@ -243,7 +243,7 @@ class ConfigApplied(Notice):
 class ResponseStarted(Notice):
     """A response began (``response.created``, or its first event if that was missing)."""
 
-    response_id: Optional[str]
+    response_id: str | None
 
 
 @attrs.frozen
@@ -257,7 +257,7 @@ class ResponseFinished(Notice):
 class ToolCallsReady(Notice):
     """The finished response asked for these calls (all of them; run them, then respond)."""
 
-    response_id: Optional[str]
+    response_id: str | None
     calls: tuple[ToolCall, ...]
 
 
@@ -265,7 +265,7 @@ class ToolCallsReady(Notice):
 class UserTranscript(Notice):
     """Transcript of the user's speech: a preview (``final=False``) or the final text."""
 
-    item_id: Optional[str]
+    item_id: str | None
     text: str
     final: bool
 
@@ -274,8 +274,8 @@ class UserTranscript(Notice):
 class AssistantTranscript(Notice):
     """The assistant's text so far (``text``), with the new piece (``delta``)."""
 
-    response_id: Optional[str]
-    item_id: Optional[str]
+    response_id: str | None
+    item_id: str | None
     text: str
     delta: str
     final: bool
@@ -285,14 +285,14 @@ class AssistantTranscript(Notice):
 class BargeIn(Notice):
     """The user started speaking while a response was playing: flush queued playback."""
 
-    response_id: Optional[str]
+    response_id: str | None
 
 
 @attrs.frozen
 class CreateFailed(Notice):
     """A ``response.create`` was rejected by an ``error`` event (or timed out)."""
 
-    event_id: Optional[str]
+    event_id: str | None
     message: str
 
 
@@ -305,22 +305,22 @@ class _Turn:
     __slots__ = ("commit_sent_at", "committed_at", "item_id", "speech_stopped_at", "transcript")
 
     def __init__(self) -> None:
-        self.item_id: Optional[str] = None
-        self.speech_stopped_at: Optional[float] = None
-        self.committed_at: Optional[float] = None
-        self.commit_sent_at: Optional[float] = None
-        self.transcript: Optional[str] = None
+        self.item_id: str | None = None
+        self.speech_stopped_at: float | None = None
+        self.committed_at: float | None = None
+        self.commit_sent_at: float | None = None
+        self.transcript: str | None = None
 
 
 class _Call:
     __slots__ = ("arguments", "call_id", "done", "item_id", "name", "parts")
 
-    def __init__(self, call_id: Optional[str], item_id: Optional[str]) -> None:
+    def __init__(self, call_id: str | None, item_id: str | None) -> None:
         self.call_id = call_id
         self.item_id = item_id
-        self.name: Optional[str] = None
+        self.name: str | None = None
         self.parts: list[str] = []
-        self.arguments: Optional[str] = None
+        self.arguments: str | None = None
         self.done = False
 
 
@@ -348,29 +348,29 @@ class _Response:
     )
 
     def __init__(
-        self, rid: Optional[str], seq: int, now: float, sample_rate: int, turn: _Turn
+        self, rid: str | None, seq: int, now: float, sample_rate: int, turn: _Turn
     ) -> None:
         self.id = rid
         self.seq = seq
-        self.created_at: Optional[float] = None
+        self.created_at: float | None = None
         self.last_event_at = now
         self.sample_rate = sample_rate
         self.turn = turn
-        self.item_id: Optional[str] = None
+        self.item_id: str | None = None
         self.text = ""
         self.transcript = ""
-        self.text_done: Optional[str] = None
-        self.transcript_done: Optional[str] = None
+        self.text_done: str | None = None
+        self.transcript_done: str | None = None
         self.audio: list[bytes] = []
         self.audio_bytes = 0
         self.audio_done = False
-        self.first_text_at: Optional[float] = None
-        self.first_audio_at: Optional[float] = None
+        self.first_text_at: float | None = None
+        self.first_audio_at: float | None = None
         self.calls: dict[str, _Call] = {}
-        self.cancel_at: Optional[float] = None
-        self.ended_hint_at: Optional[float] = None
+        self.cancel_at: float | None = None
+        self.ended_hint_at: float | None = None
 
-    def call(self, call_id: Optional[str], item_id: Optional[str]) -> _Call:
+    def call(self, call_id: str | None, item_id: str | None) -> _Call:
         key = call_id or item_id or f"#{len(self.calls)}"
         found = self.calls.get(key)
         if found is None and call_id and item_id:
@@ -392,7 +392,7 @@ def _is_audio(item: ev.Item) -> bool:
 # --- the state machine -----------------------------------------------------------------------
 
 
-_ClientEventLike = Union[ev.ClientEvent, Mapping[str, Any]]
+_ClientEventLike = ev.ClientEvent | Mapping[str, Any]
 
 
 class Conversation:
@@ -419,24 +419,24 @@ class Conversation:
         self.cancel_timeout = cancel_timeout
         self.cancel_grace = cancel_grace
         self.create_timeout = create_timeout
-        self.session_id: Optional[str] = None
+        self.session_id: str | None = None
         self.session: dict[str, Any] = {}
         self.history: list[HistoryEntry] = []
         self.metrics: list[TurnMetrics] = []
-        self.last_reply: Optional[Reply] = None
+        self.last_reply: Reply | None = None
         self.audio_bytes_sent = 0
         self._playback_end = 0.0
-        self._playback_id: Optional[str] = None
+        self._playback_id: str | None = None
         self.response_pending = False
-        self._pending_create_id: Optional[str] = None
-        self._pending_since: Optional[float] = None
-        self._cancel_event_id: Optional[str] = None
-        self._cancel_next: Optional[float] = None
-        self._open: dict[Optional[str], _Response] = {}
-        self._finished: deque[Optional[str]] = deque(maxlen=_FINISHED_IDS_KEPT)
-        self._finished_set: set[Optional[str]] = set()
+        self._pending_create_id: str | None = None
+        self._pending_since: float | None = None
+        self._cancel_event_id: str | None = None
+        self._cancel_next: float | None = None
+        self._open: dict[str | None, _Response] = {}
+        self._finished: deque[str | None] = deque(maxlen=_FINISHED_IDS_KEPT)
+        self._finished_set: set[str | None] = set()
         self._turn = _Turn()
-        self._last_turn: Optional[_Turn] = None
+        self._last_turn: _Turn | None = None
         self._tool_output_sent = False
         self._seq = 0
         self._history_index: dict[tuple[str, Any], int] = {}
@@ -447,7 +447,7 @@ class Conversation:
     # --- public state ---
 
     @property
-    def active_response_id(self) -> Optional[str]:
+    def active_response_id(self) -> str | None:
         """Id of the response in progress (None when idle or when its id is unknown)."""
         for rid in reversed(self._open):
             return rid
@@ -481,7 +481,7 @@ class Conversation:
         """True when no response is in progress and no ``response.create`` is pending."""
         return not self._open and not self.response_pending
 
-    def next_deadline(self) -> Optional[float]:
+    def next_deadline(self) -> float | None:
         """Clock time at which :meth:`poll` has work to do (None: nothing is waiting)."""
         times = [d for d in (self._deadline(r) for r in self._open.values()) if d is not None]
         if self.response_pending and self._pending_since is not None:
@@ -490,7 +490,7 @@ class Conversation:
 
     # --- input ---
 
-    def receive(self, event: ev.ServerEvent, *, now: Optional[float] = None) -> list[Notice]:
+    def receive(self, event: ev.ServerEvent, *, now: float | None = None) -> list[Notice]:
         """Account for a decoded server event; return the notices it causes. Never raises."""
         t = self.clock() if now is None else now
         out: list[Notice] = []
@@ -510,8 +510,8 @@ class Conversation:
         self,
         event: _ClientEventLike,
         *,
-        event_id: Optional[str] = None,
-        now: Optional[float] = None,
+        event_id: str | None = None,
+        now: float | None = None,
     ) -> None:
         """Account for a client event just sent (pass the ``event_id`` used on the wire)."""
         t = self.clock() if now is None else now
@@ -520,7 +520,7 @@ class Conversation:
         except Exception:
             log.warning("conversation state: failed on sent %r", event, exc_info=True)
 
-    def poll(self, now: Optional[float] = None) -> list[Notice]:
+    def poll(self, now: float | None = None) -> list[Notice]:
         """Finish cancelled responses that will get no ``response.done``; expire a lost create."""
         t = self.clock() if now is None else now
         out: list[Notice] = []
@@ -545,7 +545,7 @@ class Conversation:
 
     # --- client events ---
 
-    def _sent(self, event: _ClientEventLike, event_id: Optional[str], t: float) -> None:
+    def _sent(self, event: _ClientEventLike, event_id: str | None, t: float) -> None:
         if isinstance(event, Mapping):
             kind = event.get("type")
             eid = event_id or event.get("event_id")
@@ -694,7 +694,7 @@ class Conversation:
         resp = self._start(rid, t)
         resp.created_at = t
 
-    def _start(self, rid: Optional[str], t: float) -> _Response:
+    def _start(self, rid: str | None, t: float) -> _Response:
         # The server runs one response at a time: older ones ended without response.done.
         for old in list(self._open.values()):
             self._finish(old, t, "cancelled" if old.cancel_at is not None else "incomplete")
@@ -730,7 +730,7 @@ class Conversation:
         self._pending_create_id = None
         self._pending_since = None
 
-    def _resp(self, rid: Optional[str], t: float) -> Optional[_Response]:
+    def _resp(self, rid: str | None, t: float) -> _Response | None:
         """The open response for an event, started implicitly if it was never announced."""
         resp = self._open.get(rid)
         if resp is None:
@@ -906,7 +906,7 @@ class Conversation:
 
     # --- ending responses ---
 
-    def _deadline(self, resp: _Response) -> Optional[float]:
+    def _deadline(self, resp: _Response) -> float | None:
         if resp.cancel_at is None:
             return None
         deadline = max(resp.cancel_at, resp.last_event_at) + self.cancel_timeout
@@ -922,7 +922,7 @@ class Conversation:
                 self._finish(resp, t, "cancelled")
 
     def _finish(
-        self, resp: _Response, t: float, status: str, done: Optional[ev.Response] = None
+        self, resp: _Response, t: float, status: str, done: ev.Response | None = None
     ) -> None:
         self._open.pop(resp.id, None)
         if resp.id not in self._finished_set:
@@ -988,11 +988,11 @@ class Conversation:
         self,
         key: tuple[str, Any],
         role: str,
-        item_id: Optional[str],
+        item_id: str | None,
         text: str,
         final: bool,
         *,
-        before: Optional[tuple[str, Any]] = None,
+        before: tuple[str, Any] | None = None,
     ) -> None:
         entry = HistoryEntry(role=role, item_id=item_id, text=text, final=final)
         idx = self._history_index.get(key)
@@ -1010,7 +1010,7 @@ class Conversation:
             }
         self._history_index[key] = pos
 
-    def _set_user(self, item_id: Optional[str], text: str, final: bool) -> None:
+    def _set_user(self, item_id: str | None, text: str, final: bool) -> None:
         seq = self._user_item_response.get(item_id) if item_id is not None else None
         before = ("assistant", seq) if seq is not None else None
         self._set_history(("user", item_id), "user", item_id, text, final, before=before)

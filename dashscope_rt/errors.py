@@ -24,7 +24,7 @@ No message or attribute here ever holds the API key.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 __all__ = [
     "AuthenticationError",
@@ -105,7 +105,7 @@ class HandshakeError(ConnectError):
         url: str = "",
         status: int = 0,
         body: str = "",
-        headers: Optional[dict[str, str]] = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message, url=url)
         self.status = status
@@ -123,8 +123,8 @@ class AuthenticationError(HandshakeError):
         url: str = "",
         status: int = 401,
         body: str = "",
-        headers: Optional[dict[str, str]] = None,
-        region: Optional[str] = None,
+        headers: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> None:
         super().__init__(message, url=url, status=status, body=body, headers=headers)
         self.region = region
@@ -133,7 +133,7 @@ class AuthenticationError(HandshakeError):
 class ConnectionClosed(TransportError):
     """The WebSocket closed. ``by_server`` is False when this side closed it."""
 
-    def __init__(self, code: Optional[int], reason: str = "", *, by_server: bool = True) -> None:
+    def __init__(self, code: int | None, reason: str = "", *, by_server: bool = True) -> None:
         who = "server" if by_server else "client"
         text = f"connection closed by the {who}"
         if code is not None:
@@ -165,9 +165,9 @@ class ServerError(RealtimeError):
         message: str,
         *,
         type: str = "",
-        code: Optional[str] = None,
-        param: Optional[str] = None,
-        event_id: Optional[str] = None,
+        code: str | None = None,
+        param: str | None = None,
+        event_id: str | None = None,
         fatal: bool = False,
     ) -> None:
         parts = [p for p in (type, code) if p]

@@ -15,8 +15,8 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterator, Mapping
-from typing import Any, Callable, ClassVar, Optional, Union
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
 
 import attrs
 
@@ -90,33 +90,33 @@ def _raw() -> Any:
 # Tolerant readers: a wrong-typed JSON value reads as None (bool is never an int here).
 
 
-def _str(v: Any) -> Optional[str]:
+def _str(v: Any) -> str | None:
     return v if type(v) is str else None
 
 
-def _int(v: Any) -> Optional[int]:
+def _int(v: Any) -> int | None:
     return v if type(v) is int else None
 
 
-def _num(v: Any) -> Optional[float]:
+def _num(v: Any) -> float | None:
     return v if type(v) is int or type(v) is float else None
 
 
-def _bool(v: Any) -> Optional[bool]:
+def _bool(v: Any) -> bool | None:
     return v if type(v) is bool else None
 
 
-def _map(v: Any) -> Optional[Mapping[str, Any]]:
+def _map(v: Any) -> Mapping[str, Any] | None:
     return v if type(v) is dict else None
 
 
-def _strs(v: Any) -> Optional[tuple[str, ...]]:
+def _strs(v: Any) -> tuple[str, ...] | None:
     if type(v) is not list:
         return None
     return tuple(x for x in v if type(x) is str)
 
 
-def _maps(v: Any) -> Optional[tuple[Mapping[str, Any], ...]]:
+def _maps(v: Any) -> tuple[Mapping[str, Any], ...] | None:
     if type(v) is not list:
         return None
     return tuple(x for x in v if type(x) is dict)
@@ -130,11 +130,11 @@ def _maps(v: Any) -> Optional[tuple[Mapping[str, Any], ...]]:
 class ErrorDetail:
     """The ``error`` object of an ``error`` or ``...transcription.failed`` event."""
 
-    type: Optional[str] = None
-    code: Optional[str] = None
-    message: Optional[str] = None
-    param: Optional[str] = None
-    event_id: Optional[str] = None
+    type: str | None = None
+    code: str | None = None
+    message: str | None = None
+    param: str | None = None
+    event_id: str | None = None
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -154,30 +154,30 @@ class ErrorDetail:
 class SessionInfo:
     """The effective session configuration echoed by ``session.created``/``session.updated``."""
 
-    id: Optional[str] = None
-    object: Optional[str] = None
-    model: Optional[str] = None
-    modalities: Optional[tuple[str, ...]] = None
-    voice: Optional[str] = None
-    instructions: Optional[str] = None
-    input_audio_format: Optional[str] = None
-    output_audio_format: Optional[str] = None
-    audio: Optional[Mapping[str, Any]] = None
-    input_audio_transcription: Optional[Mapping[str, Any]] = None
-    turn_detection: Optional[Mapping[str, Any]] = None
-    enable_search: Optional[bool] = None
-    search_options: Optional[Mapping[str, Any]] = None
-    tools: Optional[tuple[Mapping[str, Any], ...]] = None
-    tool_choice: Optional[str] = None
-    smooth_output: Optional[bool] = None
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    top_k: Optional[int] = None
-    max_tokens: Optional[int] = None
-    max_response_output_token: Optional[Union[int, str]] = None
-    repetition_penalty: Optional[float] = None
-    presence_penalty: Optional[float] = None
-    seed: Optional[int] = None
+    id: str | None = None
+    object: str | None = None
+    model: str | None = None
+    modalities: tuple[str, ...] | None = None
+    voice: str | None = None
+    instructions: str | None = None
+    input_audio_format: str | None = None
+    output_audio_format: str | None = None
+    audio: Mapping[str, Any] | None = None
+    input_audio_transcription: Mapping[str, Any] | None = None
+    turn_detection: Mapping[str, Any] | None = None
+    enable_search: bool | None = None
+    search_options: Mapping[str, Any] | None = None
+    tools: tuple[Mapping[str, Any], ...] | None = None
+    tool_choice: str | None = None
+    smooth_output: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_tokens: int | None = None
+    max_response_output_token: int | str | None = None
+    repetition_penalty: float | None = None
+    presence_penalty: float | None = None
+    seed: int | None = None
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -217,14 +217,14 @@ class SessionInfo:
 class ContentPart:
     """One content part of an item. Qwen puts the text in ``text`` or ``transcript``."""
 
-    type: Optional[str] = None
-    text: Optional[str] = None
-    transcript: Optional[str] = None
-    audio: Optional[str] = None  # base64 as sent; not documented for Qwen
+    type: str | None = None
+    text: str | None = None
+    transcript: str | None = None
+    audio: str | None = None  # base64 as sent; not documented for Qwen
     raw: Mapping[str, Any] = _raw()
 
     @property
-    def text_or_transcript(self) -> Optional[str]:
+    def text_or_transcript(self) -> str | None:
         """``text`` if present (and non-empty), else ``transcript``."""
         return self.text or self.transcript or self.text
 
@@ -240,7 +240,7 @@ class ContentPart:
         )
 
 
-def _part(v: Any) -> Optional[ContentPart]:
+def _part(v: Any) -> ContentPart | None:
     return ContentPart.from_wire(v) if type(v) is dict else None
 
 
@@ -248,15 +248,15 @@ def _part(v: Any) -> Optional[ContentPart]:
 class Item:
     """A conversation item: a ``message`` (with ``content``) or a ``function_call``."""
 
-    id: Optional[str] = None
-    object: Optional[str] = None
-    type: Optional[str] = None
-    status: Optional[str] = None
-    role: Optional[str] = None
+    id: str | None = None
+    object: str | None = None
+    type: str | None = None
+    status: str | None = None
+    role: str | None = None
     content: tuple[ContentPart, ...] = ()
-    call_id: Optional[str] = None
-    name: Optional[str] = None
-    arguments: Optional[str] = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
     raw: Mapping[str, Any] = _raw()
 
     @property
@@ -287,7 +287,7 @@ class Item:
         )
 
 
-def _item(v: Any) -> Optional[Item]:
+def _item(v: Any) -> Item | None:
     return Item.from_wire(v) if type(v) is dict else None
 
 
@@ -295,12 +295,12 @@ def _item(v: Any) -> Optional[Item]:
 class Usage:
     """Token usage of a response (billing-relevant)."""
 
-    total_tokens: Optional[int] = None
-    input_tokens: Optional[int] = None
-    output_tokens: Optional[int] = None
+    total_tokens: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
     input_tokens_details: Mapping[str, Any] = attrs.field(factory=dict)
     output_tokens_details: Mapping[str, Any] = attrs.field(factory=dict)
-    plugins: Optional[Mapping[str, Any]] = None
+    plugins: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -321,16 +321,16 @@ class Usage:
 class Response:
     """A response object (``response.created`` / ``response.done``)."""
 
-    id: Optional[str] = None
-    object: Optional[str] = None
-    conversation_id: Optional[str] = None
-    status: Optional[str] = None
-    status_details: Optional[Mapping[str, Any]] = None
-    modalities: Optional[tuple[str, ...]] = None
-    voice: Optional[str] = None
-    output_audio_format: Optional[str] = None
+    id: str | None = None
+    object: str | None = None
+    conversation_id: str | None = None
+    status: str | None = None
+    status_details: Mapping[str, Any] | None = None
+    modalities: tuple[str, ...] | None = None
+    voice: str | None = None
+    output_audio_format: str | None = None
     output: tuple[Item, ...] = ()
-    usage: Optional[Usage] = None
+    usage: Usage | None = None
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -378,7 +378,7 @@ class ErrorEvent(_Server):
     """``error``: a request failed; most errors are recoverable."""
 
     TYPE: ClassVar[str] = "error"
-    event_id: Optional[str] = None
+    event_id: str | None = None
     error: ErrorDetail = attrs.field(factory=ErrorDetail)
     raw: Mapping[str, Any] = _raw()
 
@@ -388,7 +388,7 @@ class SessionCreated(_Server):
     """``session.created``: first event after connect, with the default configuration."""
 
     TYPE: ClassVar[str] = "session.created"
-    event_id: Optional[str] = None
+    event_id: str | None = None
     session: SessionInfo = attrs.field(factory=SessionInfo)
     raw: Mapping[str, Any] = _raw()
 
@@ -398,7 +398,7 @@ class SessionUpdated(_Server):
     """``session.updated``: the complete effective configuration after ``session.update``."""
 
     TYPE: ClassVar[str] = "session.updated"
-    event_id: Optional[str] = None
+    event_id: str | None = None
     session: SessionInfo = attrs.field(factory=SessionInfo)
     raw: Mapping[str, Any] = _raw()
 
@@ -408,7 +408,7 @@ class SessionFinished(_Server):
     """``session.finished``: pending work is done after ``session.finish``; safe to disconnect."""
 
     TYPE: ClassVar[str] = "session.finished"
-    event_id: Optional[str] = None
+    event_id: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -417,9 +417,9 @@ class SpeechStarted(_Server):
     """``input_audio_buffer.speech_started`` (VAD mode)."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.speech_started"
-    event_id: Optional[str] = None
-    audio_start_ms: Optional[int] = None
-    item_id: Optional[str] = None
+    event_id: str | None = None
+    audio_start_ms: int | None = None
+    item_id: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -428,9 +428,9 @@ class SpeechStopped(_Server):
     """``input_audio_buffer.speech_stopped`` (VAD mode)."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.speech_stopped"
-    event_id: Optional[str] = None
-    audio_end_ms: Optional[int] = None
-    item_id: Optional[str] = None
+    event_id: str | None = None
+    audio_end_ms: int | None = None
+    item_id: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -439,9 +439,9 @@ class AudioBufferCommitted(_Server):
     """``input_audio_buffer.committed`` (``previous_item_id`` is not documented for Qwen)."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.committed"
-    event_id: Optional[str] = None
-    item_id: Optional[str] = None
-    previous_item_id: Optional[str] = None
+    event_id: str | None = None
+    item_id: str | None = None
+    previous_item_id: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -450,7 +450,7 @@ class AudioBufferCleared(_Server):
     """``input_audio_buffer.cleared``."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.cleared"
-    event_id: Optional[str] = None
+    event_id: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -459,9 +459,9 @@ class ItemCreated(_Server):
     """``conversation.item.created`` (``previous_item_id`` is not documented for Qwen)."""
 
     TYPE: ClassVar[str] = "conversation.item.created"
-    event_id: Optional[str] = None
-    item: Optional[Item] = None
-    previous_item_id: Optional[str] = None
+    event_id: str | None = None
+    item: Item | None = None
+    previous_item_id: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -470,14 +470,14 @@ class InputTranscriptionDelta(_Server):
     """``...input_audio_transcription.delta``: ``text`` (final) + ``stash`` (provisional)."""
 
     TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.delta"
-    event_id: Optional[str] = None
-    item_id: Optional[str] = None
-    content_index: Optional[int] = None
-    text: Optional[str] = None
-    stash: Optional[str] = None
-    language: Optional[str] = None
-    emotion: Optional[str] = None
-    delta: Optional[str] = None  # OpenAI's field; not documented for Qwen
+    event_id: str | None = None
+    item_id: str | None = None
+    content_index: int | None = None
+    text: str | None = None
+    stash: str | None = None
+    language: str | None = None
+    emotion: str | None = None
+    delta: str | None = None  # OpenAI's field; not documented for Qwen
     raw: Mapping[str, Any] = _raw()
 
     @property
@@ -491,10 +491,10 @@ class InputTranscriptionCompleted(_Server):
     """``...input_audio_transcription.completed``: the user's final transcript."""
 
     TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.completed"
-    event_id: Optional[str] = None
-    item_id: Optional[str] = None
-    content_index: Optional[int] = None
-    transcript: Optional[str] = None
+    event_id: str | None = None
+    item_id: str | None = None
+    content_index: int | None = None
+    transcript: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -503,9 +503,9 @@ class InputTranscriptionFailed(_Server):
     """``...input_audio_transcription.failed``."""
 
     TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.failed"
-    event_id: Optional[str] = None
-    item_id: Optional[str] = None
-    content_index: Optional[int] = None
+    event_id: str | None = None
+    item_id: str | None = None
+    content_index: int | None = None
     error: ErrorDetail = attrs.field(factory=ErrorDetail)
     raw: Mapping[str, Any] = _raw()
 
@@ -515,7 +515,7 @@ class ResponseCreated(_Server):
     """``response.created``."""
 
     TYPE: ClassVar[str] = "response.created"
-    event_id: Optional[str] = None
+    event_id: str | None = None
     response: Response = attrs.field(factory=Response)
     raw: Mapping[str, Any] = _raw()
 
@@ -525,7 +525,7 @@ class ResponseDone(_Server):
     """``response.done``: all output items (without audio) and ``usage``."""
 
     TYPE: ClassVar[str] = "response.done"
-    event_id: Optional[str] = None
+    event_id: str | None = None
     response: Response = attrs.field(factory=Response)
     raw: Mapping[str, Any] = _raw()
 
@@ -535,10 +535,10 @@ class OutputItemAdded(_Server):
     """``response.output_item.added``."""
 
     TYPE: ClassVar[str] = "response.output_item.added"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    output_index: Optional[int] = None
-    item: Optional[Item] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    output_index: int | None = None
+    item: Item | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -547,10 +547,10 @@ class OutputItemDone(_Server):
     """``response.output_item.done``."""
 
     TYPE: ClassVar[str] = "response.output_item.done"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    output_index: Optional[int] = None
-    item: Optional[Item] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    output_index: int | None = None
+    item: Item | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -559,12 +559,12 @@ class ContentPartAdded(_Server):
     """``response.content_part.added``."""
 
     TYPE: ClassVar[str] = "response.content_part.added"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
-    output_index: Optional[int] = None
-    content_index: Optional[int] = None
-    part: Optional[ContentPart] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    content_index: int | None = None
+    part: ContentPart | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -573,12 +573,12 @@ class ContentPartDone(_Server):
     """``response.content_part.done``."""
 
     TYPE: ClassVar[str] = "response.content_part.done"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
-    output_index: Optional[int] = None
-    content_index: Optional[int] = None
-    part: Optional[ContentPart] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    content_index: int | None = None
+    part: ContentPart | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -587,11 +587,11 @@ class AudioTranscriptDelta(_Server):
     """``response.audio_transcript.delta``: text of the spoken answer."""
 
     TYPE: ClassVar[str] = "response.audio_transcript.delta"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
-    output_index: Optional[int] = None
-    content_index: Optional[int] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    content_index: int | None = None
     delta: str = ""
     raw: Mapping[str, Any] = _raw()
 
@@ -601,12 +601,12 @@ class AudioTranscriptDone(_Server):
     """``response.audio_transcript.done``."""
 
     TYPE: ClassVar[str] = "response.audio_transcript.done"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
-    output_index: Optional[int] = None
-    content_index: Optional[int] = None
-    transcript: Optional[str] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    content_index: int | None = None
+    transcript: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -622,11 +622,11 @@ class AudioDelta(_Server):
     """
 
     TYPE: ClassVar[str] = "response.audio.delta"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
-    output_index: Optional[int] = None
-    content_index: Optional[int] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    content_index: int | None = None
     audio: bytes = attrs.field(default=b"", repr=_bytes_repr)
     raw: Mapping[str, Any] = _raw()
 
@@ -636,11 +636,11 @@ class AudioDone(_Server):
     """``response.audio.done`` (also sent for interrupted/cancelled responses)."""
 
     TYPE: ClassVar[str] = "response.audio.done"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
-    output_index: Optional[int] = None
-    content_index: Optional[int] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    content_index: int | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -649,11 +649,11 @@ class TextDelta(_Server):
     """``response.text.delta`` (text-only output)."""
 
     TYPE: ClassVar[str] = "response.text.delta"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
-    output_index: Optional[int] = None
-    content_index: Optional[int] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    content_index: int | None = None
     delta: str = ""
     raw: Mapping[str, Any] = _raw()
 
@@ -663,12 +663,12 @@ class TextDone(_Server):
     """``response.text.done``."""
 
     TYPE: ClassVar[str] = "response.text.done"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
-    output_index: Optional[int] = None
-    content_index: Optional[int] = None
-    text: Optional[str] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    content_index: int | None = None
+    text: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -677,11 +677,11 @@ class FunctionCallArgumentsDelta(_Server):
     """``response.function_call_arguments.delta`` (qwen3.5 tools)."""
 
     TYPE: ClassVar[str] = "response.function_call_arguments.delta"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
-    output_index: Optional[int] = None
-    call_id: Optional[str] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    call_id: str | None = None
     delta: str = ""
     raw: Mapping[str, Any] = _raw()
 
@@ -691,12 +691,12 @@ class FunctionCallArgumentsDone(_Server):
     """``response.function_call_arguments.done``: the authoritative tool call."""
 
     TYPE: ClassVar[str] = "response.function_call_arguments.done"
-    event_id: Optional[str] = None
-    response_id: Optional[str] = None
-    item_id: Optional[str] = None
-    output_index: Optional[int] = None
-    call_id: Optional[str] = None
-    name: Optional[str] = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    output_index: int | None = None
+    call_id: str | None = None
+    name: str | None = None
     arguments: str = ""
     raw: Mapping[str, Any] = _raw()
 
@@ -720,7 +720,7 @@ class UnknownEvent:
 
     TYPE: ClassVar[str] = ""
     type: str = ""
-    event_id: Optional[str] = None
+    event_id: str | None = None
     raw: Mapping[str, Any] = _raw()
 
 
@@ -732,45 +732,45 @@ class LegacyChoices(_Server):
     """
 
     TYPE: ClassVar[str] = "legacy.choices"  # synthetic; never on the wire
-    event_id: Optional[str] = None
-    request_id: Optional[str] = None
-    role: Optional[str] = None
+    event_id: str | None = None
+    request_id: str | None = None
+    role: str | None = None
     text: str = ""
-    finish_reason: Optional[str] = None
-    usage: Optional[Mapping[str, Any]] = None
+    finish_reason: str | None = None
+    usage: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = _raw()
 
 
-ServerEvent = Union[
-    ErrorEvent,
-    SessionCreated,
-    SessionUpdated,
-    SessionFinished,
-    SpeechStarted,
-    SpeechStopped,
-    AudioBufferCommitted,
-    AudioBufferCleared,
-    ItemCreated,
-    InputTranscriptionDelta,
-    InputTranscriptionCompleted,
-    InputTranscriptionFailed,
-    ResponseCreated,
-    ResponseDone,
-    OutputItemAdded,
-    OutputItemDone,
-    ContentPartAdded,
-    ContentPartDone,
-    AudioTranscriptDelta,
-    AudioTranscriptDone,
-    AudioDelta,
-    AudioDone,
-    TextDelta,
-    TextDone,
-    FunctionCallArgumentsDelta,
-    FunctionCallArgumentsDone,
-    UnknownEvent,
-    LegacyChoices,
-]
+ServerEvent = (
+    ErrorEvent
+    | SessionCreated
+    | SessionUpdated
+    | SessionFinished
+    | SpeechStarted
+    | SpeechStopped
+    | AudioBufferCommitted
+    | AudioBufferCleared
+    | ItemCreated
+    | InputTranscriptionDelta
+    | InputTranscriptionCompleted
+    | InputTranscriptionFailed
+    | ResponseCreated
+    | ResponseDone
+    | OutputItemAdded
+    | OutputItemDone
+    | ContentPartAdded
+    | ContentPartDone
+    | AudioTranscriptDelta
+    | AudioTranscriptDone
+    | AudioDelta
+    | AudioDone
+    | TextDelta
+    | TextDone
+    | FunctionCallArgumentsDelta
+    | FunctionCallArgumentsDone
+    | UnknownEvent
+    | LegacyChoices
+)
 
 # --------------------------------------------------------------------------------------------
 # Decoding
@@ -1023,7 +1023,7 @@ def _content_text(content: Any) -> str:
     return "".join(out)
 
 
-def _legacy(d: dict[str, Any]) -> Optional[LegacyChoices]:
+def _legacy(d: dict[str, Any]) -> LegacyChoices | None:
     """Decode the older DashScope ``choices`` shape, or return None if ``d`` is not one."""
     payload = d.get("payload")
     top = payload if type(payload) is dict else d  # DashScope WebSocket {"header","payload"}
@@ -1086,7 +1086,7 @@ def _text(frame: Any) -> str:
     raise ProtocolError(f"frame is {type(frame).__name__}, not str or bytes", frame=frame)
 
 
-def _decode_slow(frame: Union[str, bytes]) -> ServerEvent:
+def _decode_slow(frame: str | bytes) -> ServerEvent:
     """Reference route: ``json.loads`` of the whole frame, then build the event."""
     text = _text(frame)
     try:
@@ -1106,7 +1106,7 @@ _K_STR = ('"delta"', _WS, ":", '"', '"response.audio.delta"', "\\", "=", "==", "
 _K_BYTES = tuple(k.encode() for k in _K_STR)
 
 
-def _a2b_exact(b64: Any, k: tuple[Any, ...]) -> Optional[bytes]:
+def _a2b_exact(b64: Any, k: tuple[Any, ...]) -> bytes | None:
     """``a2b_base64(b64)`` if it used every character of ``b64``, else None.
 
     a2b_base64 silently skips characters outside the alphabet (quotes, backslashes, control
@@ -1139,7 +1139,7 @@ def _a2b_exact(b64: Any, k: tuple[Any, ...]) -> Optional[bytes]:
     return None
 
 
-def _split(text: Any, k: tuple[Any, ...]) -> Optional[tuple[Any, Any]]:
+def _split(text: Any, k: tuple[Any, ...]) -> tuple[Any, Any] | None:
     """Cut the ``"delta"`` string body out of an audio frame: ``(rest, body)``, or None.
 
     ``rest`` is the frame with ``"delta": ""``. None unless it has the audio type, no escapes
@@ -1171,7 +1171,7 @@ def _split(text: Any, k: tuple[Any, ...]) -> Optional[tuple[Any, Any]]:
     return rest, text[vs:ve]
 
 
-def _finish(rest: str, pcm: bytes) -> Optional[AudioDelta]:
+def _finish(rest: str, pcm: bytes) -> AudioDelta | None:
     try:
         # The C scanner without json.loads' regex whitespace handling; measurably cheaper here.
         start = 0 if rest[:1] == "{" else len(rest) - len(rest.lstrip(_WS))
@@ -1186,7 +1186,7 @@ def _finish(rest: str, pcm: bytes) -> Optional[AudioDelta]:
     return _new_audio_delta(d, pcm)
 
 
-def _decode_audio_fast(text: str) -> Optional[AudioDelta]:
+def _decode_audio_fast(text: str) -> AudioDelta | None:
     """Decode a ``response.audio.delta`` without running the JSON scanner over the base64.
 
     Returns None (the caller takes the plain route) whenever anything is unusual.
@@ -1198,7 +1198,7 @@ def _decode_audio_fast(text: str) -> Optional[AudioDelta]:
     return None if pcm is None else _finish(parts[0], pcm)
 
 
-def _decode_audio_fast_bytes(data: bytes) -> Optional[AudioDelta]:
+def _decode_audio_fast_bytes(data: bytes) -> AudioDelta | None:
     """:func:`_decode_audio_fast` on UTF-8 bytes: only the small rest is UTF-8 decoded (the
     base64 part is proven ASCII by :func:`_a2b_exact`)."""
     parts = _split(data, _K_BYTES)
@@ -1214,14 +1214,14 @@ def _decode_audio_fast_bytes(data: bytes) -> Optional[AudioDelta]:
     return _finish(rest, pcm)
 
 
-def decode(frame: Union[str, bytes]) -> ServerEvent:
+def decode(frame: str | bytes) -> ServerEvent:
     """Decode one server frame (JSON text or UTF-8 bytes) into a typed event.
 
     Raises :class:`~dashscope_rt.errors.ProtocolError` (and nothing else) for malformed JSON, a
     non-object, invalid UTF-8 or bad base64 audio. Audio deltas take a fast path; passing the
     raw ``bytes`` of the WebSocket frame is cheapest (no UTF-8 decode of the audio).
     """
-    ev: Optional[AudioDelta] = None
+    ev: AudioDelta | None = None
     if type(frame) is str:
         if len(frame) > 512:  # audio deltas; small frames go straight to the plain route
             ev = _decode_audio_fast(frame)
@@ -1272,7 +1272,7 @@ class SessionUpdate:
 
     TYPE: ClassVar[str] = "session.update"
     session: Mapping[str, Any]
-    event_id: Optional[str] = None
+    event_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -1281,7 +1281,7 @@ class InputAudioBufferAppend:
 
     TYPE: ClassVar[str] = "input_audio_buffer.append"
     audio: bytes = attrs.field(repr=_bytes_repr)
-    event_id: Optional[str] = None
+    event_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -1289,7 +1289,7 @@ class InputAudioBufferCommit:
     """``input_audio_buffer.commit`` (manual mode)."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.commit"
-    event_id: Optional[str] = None
+    event_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -1297,7 +1297,7 @@ class InputAudioBufferClear:
     """``input_audio_buffer.clear``."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.clear"
-    event_id: Optional[str] = None
+    event_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -1306,7 +1306,7 @@ class InputImageBufferAppend:
 
     TYPE: ClassVar[str] = "input_image_buffer.append"
     image: bytes = attrs.field(repr=_bytes_repr)
-    event_id: Optional[str] = None
+    event_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -1314,10 +1314,10 @@ class ResponseCreate:
     """``response.create``; without fields it is sent bare, else with a ``response`` object."""
 
     TYPE: ClassVar[str] = "response.create"
-    instructions: Optional[str] = None
-    modalities: Optional[tuple[str, ...]] = None
+    instructions: str | None = None
+    modalities: tuple[str, ...] | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict)
-    event_id: Optional[str] = None
+    event_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -1325,7 +1325,7 @@ class ResponseCancel:
     """``response.cancel``."""
 
     TYPE: ClassVar[str] = "response.cancel"
-    event_id: Optional[str] = None
+    event_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -1334,11 +1334,11 @@ class ConversationItemCreate:
 
     TYPE: ClassVar[str] = "conversation.item.create"
     item: Mapping[str, Any]
-    event_id: Optional[str] = None
+    event_id: str | None = None
 
     @classmethod
     def function_call_output(
-        cls, call_id: str, output: str, *, item_id: Optional[str] = None
+        cls, call_id: str, output: str, *, item_id: str | None = None
     ) -> ConversationItemCreate:
         """A tool result for ``call_id`` (send ``response.create`` afterwards)."""
         item: dict[str, Any] = {
@@ -1367,20 +1367,20 @@ class SessionFinish:
     """``session.finish``: ask the server to finish; it replies ``session.finished``."""
 
     TYPE: ClassVar[str] = "session.finish"
-    event_id: Optional[str] = None
+    event_id: str | None = None
 
 
-ClientEvent = Union[
-    SessionUpdate,
-    InputAudioBufferAppend,
-    InputAudioBufferCommit,
-    InputAudioBufferClear,
-    InputImageBufferAppend,
-    ResponseCreate,
-    ResponseCancel,
-    ConversationItemCreate,
-    SessionFinish,
-]
+ClientEvent = (
+    SessionUpdate
+    | InputAudioBufferAppend
+    | InputAudioBufferCommit
+    | InputAudioBufferClear
+    | InputImageBufferAppend
+    | ResponseCreate
+    | ResponseCancel
+    | ConversationItemCreate
+    | SessionFinish
+)
 
 
 def _b64(data: Any, what: str) -> str:
@@ -1410,7 +1410,7 @@ def _dumps(obj: Any) -> str:
         raise InvalidInput(f"event is not JSON-serializable: {e}") from None
 
 
-def _payload(event: Any) -> Optional[dict[str, Any]]:
+def _payload(event: Any) -> dict[str, Any] | None:
     if isinstance(event, SessionUpdate):
         return {"session": event.session}
     if isinstance(event, ConversationItemCreate):
@@ -1432,7 +1432,7 @@ def _payload(event: Any) -> Optional[dict[str, Any]]:
     raise InvalidInput(f"not a client event: {type(event).__name__}")
 
 
-def encode(event: ClientEvent, *, event_id: Optional[str] = None) -> str:
+def encode(event: ClientEvent, *, event_id: str | None = None) -> str:
     """Encode a client event as compact JSON text.
 
     The id is ``event_id``, else ``event.event_id``, else a new one (:func:`new_event_id`).

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import types
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import Any
 
 import attrs
 
@@ -26,7 +26,7 @@ __all__ = [
 
 log = logging.getLogger("dashscope_rt.models")
 
-Number = Union[int, float]
+Number = int | float
 
 TURBO_VOICES = ("Cherry", "Serena", "Ethan", "Chelsie")
 
@@ -58,7 +58,7 @@ class ModelInfo:
     output_rate: int = 24000
     input_rates: tuple[int, ...] = (16000,)
     output_rates: tuple[int, ...] = (24000,)
-    voices: Optional[tuple[str, ...]] = None
+    voices: tuple[str, ...] | None = None
     """Accepted voices; None when the list is not known here (no local check)."""
     rejected_voices: tuple[str, ...] = ()
     """Voices observed to be refused, for models whose full list is not known."""
@@ -66,7 +66,7 @@ class ModelInfo:
     tools: bool = False
     video: bool = True
     text_input: bool = False
-    session_finish: Optional[bool] = None
+    session_finish: bool | None = None
     """True: accepted; False: refused as invalid; None: unconfirmed (try it, accept both)."""
     sampling_params: bool = True
     semantic_vad: bool = False
@@ -77,10 +77,10 @@ class ModelInfo:
     input_audio_tokens_per_s: float = 12.5
     output_audio_tokens_per_s: float = 12.5
     image_px_per_token: int = 32
-    context_tokens: Optional[int] = None
-    max_input_tokens: Optional[int] = None
-    max_output_tokens: Optional[int] = None
-    max_context_turns: Optional[int] = None
+    context_tokens: int | None = None
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    max_context_turns: int | None = None
     transcription_model: str = "qwen3-asr-flash-realtime"
     sampling_defaults: Mapping[str, Number] = attrs.field(factory=dict, converter=_frozen_mapping)
     known: bool = True

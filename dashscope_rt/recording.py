@@ -38,7 +38,7 @@ import wave
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import attrs
 
@@ -97,7 +97,7 @@ class LogEntry:
     t: float
     dir: str
     event: Mapping[str, Any]
-    audio: Optional[bytes] = attrs.field(default=None, repr=False)
+    audio: bytes | None = attrs.field(default=None, repr=False)
 
     @property
     def type(self) -> str:
@@ -108,8 +108,8 @@ class _WavSink:
     def __init__(self, path: Path, rate: int) -> None:
         self.path = path
         self.rate = rate
-        self._wav: Optional[wave.Wave_write] = None
-        self._fh: Optional[Any] = None
+        self._wav: wave.Wave_write | None = None
+        self._fh: Any | None = None
         self.offset = 0
 
     def write(self, pcm: bytes) -> tuple[int, int]:
@@ -173,15 +173,15 @@ class LogWriter:
         }
         self._file.write(json.dumps(header, ensure_ascii=False) + "\n")
 
-    def record_sent(self, event: Mapping[str, Any], audio: Optional[bytes] = None) -> None:
+    def record_sent(self, event: Mapping[str, Any], audio: bytes | None = None) -> None:
         """Log a client event (``audio``: the PCM of an ``input_audio_buffer.append``)."""
         self._record("send", event, audio)
 
-    def record_received(self, event: Mapping[str, Any], audio: Optional[bytes] = None) -> None:
+    def record_received(self, event: Mapping[str, Any], audio: bytes | None = None) -> None:
         """Log a server event (``audio``: the PCM of a ``response.audio.delta``)."""
         self._record("recv", event, audio)
 
-    def _record(self, direction: str, event: Mapping[str, Any], audio: Optional[bytes]) -> None:
+    def _record(self, direction: str, event: Mapping[str, Any], audio: bytes | None) -> None:
         t = time.monotonic() - self._t0
         ev = dict(event)
         etype = str(ev.get("type", ""))
@@ -292,7 +292,7 @@ class LogReader:
                     log.warning("%s:%d: skipped a line that is not JSON", self._path, n)
                     continue
                 event = dict(raw.get("event") or {})
-                audio: Optional[bytes] = None
+                audio: bytes | None = None
                 field = AUDIO_FIELDS.get(str(event.get("type", "")))
                 value = event.get(field) if field else None
                 if isinstance(value, Mapping) and "audio_ref" in value:

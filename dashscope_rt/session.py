@@ -14,8 +14,8 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Callable, Optional, TypeVar, Union, overload
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, overload
 
 import attrs
 
@@ -42,7 +42,7 @@ __all__ = [
 log = logging.getLogger("dashscope_rt.session")
 
 F = TypeVar("F", bound=Callable[..., Any])
-EventKey = Union[str, type]
+EventKey = str | type
 
 _IMAGE_B64_LIMIT = 256 * 1024
 _SILENCE_BEFORE_IMAGE_MS = 200
@@ -111,24 +111,24 @@ class Session:
 
     def __init__(
         self,
-        model: Union[str, ModelInfo],
+        model: str | ModelInfo,
         *,
-        api_key: Optional[str] = None,
+        api_key: str | None = None,
         region: str = "cn",
-        url: Optional[str] = None,
-        workspace: Optional[str] = None,
-        config: Optional[SessionConfig] = None,
-        tools: Optional[Sequence[Any]] = None,
-        extra_headers: Optional[Mapping[str, str]] = None,
+        url: str | None = None,
+        workspace: str | None = None,
+        config: SessionConfig | None = None,
+        tools: Sequence[Any] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         connect_timeout: float = 10.0,
-        ping_interval: Optional[float] = 20.0,
+        ping_interval: float | None = 20.0,
         ping_timeout: float = 20.0,
         close_timeout: float = 3.0,
-        reconnect: Optional[ReconnectPolicy] = None,
+        reconnect: ReconnectPolicy | None = None,
         handler_errors: str = "log",
-        ca_file: Optional[str] = None,
+        ca_file: str | None = None,
         ssl_context: Any = None,
-        record_to: Optional[Union[str, os.PathLike[str]]] = None,
+        record_to: str | os.PathLike[str] | None = None,
         send_backlog_bytes: int = 32 * 1024 * 1024,
         expiry_warning: float = 300.0,
         tool_workers: int = 4,
@@ -220,7 +220,7 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def wait(self, timeout: Optional[float] = None) -> None:
+    def wait(self, timeout: float | None = None) -> None:
         """Block until the session is closed; re-raise the error that ended it, if any."""
         if self._engine.on_dispatcher():
             raise RuntimeError("wait() cannot run in a handler: the session ends after it")
@@ -258,7 +258,7 @@ class Session:
     @overload
     def on(self, event: EventKey, fn: F) -> F: ...
 
-    def on(self, event: EventKey, fn: Optional[F] = None) -> Any:
+    def on(self, event: EventKey, fn: F | None = None) -> Any:
         """Call ``fn(ev)`` for each event of a wire type (``"response.done"``) or class.
 
         Also accepts the SDK's own classes: :class:`Closed`, :class:`Reconnecting`,
@@ -279,7 +279,7 @@ class Session:
         self._engine.add_handler("*", fn)
         return fn
 
-    def off(self, event: Union[EventKey, Callable[..., Any], None] = None, fn: Any = None) -> int:
+    def off(self, event: EventKey | Callable[..., Any] | None = None, fn: Any = None) -> int:
         """Unregister: ``off(fn)``, ``off("response.done")``, ``off(key, fn)``; returns a count.
 
         ``off()`` removes every handler.
@@ -349,7 +349,7 @@ class Session:
             self._engine.add_handler(Closed, fn)
         return fn
 
-    def events(self, timeout: Optional[float] = None, *, maxsize: int = 4096) -> Iterator[Any]:
+    def events(self, timeout: float | None = None, *, maxsize: int = 4096) -> Iterator[Any]:
         """Iterate over events as they arrive (pull style; handlers still run).
 
         Ends when the session closes, or when no event came for ``timeout`` seconds. Only events
@@ -360,7 +360,7 @@ class Session:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def append_audio(self, data: Any, sample_rate: Optional[int] = None, channels: int = 1) -> None:
+    def append_audio(self, data: Any, sample_rate: int | None = None, channels: int = 1) -> None:
         """Queue audio: bytes (PCM16LE), memoryview, or an int16/float32 ndarray.
 
         It is resampled to the model's input rate with a streaming soxr resampler (no clicks at
@@ -370,7 +370,7 @@ class Session:
         """
         self._engine.append_audio(data, sample_rate, channels)
 
-    def append_image(self, jpeg: Union[bytes, bytearray, memoryview]) -> None:
+    def append_image(self, jpeg: bytes | bytearray | memoryview) -> None:
         """Queue one JPEG camera frame (≤ 256 KB after Base64; send at most 1–2 per second).
 
         The service refuses an image with no audio before it in the buffer, so 200 ms of
@@ -419,9 +419,9 @@ class Session:
 
     def create_response(
         self,
-        instructions: Optional[str] = None,
+        instructions: str | None = None,
         *,
-        modalities: Optional[Sequence[str]] = None,
+        modalities: Sequence[str] | None = None,
         **extra: Any,
     ) -> str:
         """Ask the model to answer now (``response.create``); returns the event id."""
@@ -499,13 +499,13 @@ class Session:
 
     def ask(
         self,
-        text: Optional[str] = None,
+        text: str | None = None,
         audio: Any = None,
-        image: Optional[bytes] = None,
+        image: bytes | None = None,
         *,
-        sample_rate: Optional[int] = None,
+        sample_rate: int | None = None,
         channels: int = 1,
-        instructions: Optional[str] = None,
+        instructions: str | None = None,
         timeout: float = 60.0,
     ) -> Reply:
         """Send one user turn and block until the whole reply is in.
@@ -579,12 +579,12 @@ class Session:
         return self._engine.model
 
     @property
-    def session_id(self) -> Optional[str]:
+    def session_id(self) -> str | None:
         """The server's session id (changes after a reconnect)."""
         return self._engine.session_id
 
     @property
-    def config(self) -> Optional[SessionConfig]:
+    def config(self) -> SessionConfig | None:
         """The effective config, as the server echoed it in ``session.updated``."""
         return self._engine.effective
 
@@ -609,12 +609,12 @@ class Session:
         return self._engine.state is State.CLOSED
 
     @property
-    def close_info(self) -> Optional[Closed]:
+    def close_info(self) -> Closed | None:
         """How the session ended (code, reason, by_server, error), or None while open."""
         return self._engine.close_info
 
     @property
-    def active_response(self) -> Optional[ev.Response]:
+    def active_response(self) -> ev.Response | None:
         """The ``response.created`` payload of the response in progress, or None."""
         return self._engine.active_response
 
@@ -633,7 +633,7 @@ class Session:
             return tuple(e.conv.metrics)
 
     @property
-    def last_reply(self) -> Optional[Reply]:
+    def last_reply(self) -> Reply | None:
         """The most recent finished reply."""
         e = self._engine
         with e.conv_cv:

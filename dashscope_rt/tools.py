@@ -18,8 +18,8 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Iterable, Mapping
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Union
 
 import attrs
 
@@ -76,7 +76,7 @@ def _empty_parameters() -> dict[str, Any]:
 
 
 def parse_arguments(
-    arguments: Union[str, bytes, Mapping[str, Any], None], *, tool: str = ""
+    arguments: str | bytes | Mapping[str, Any] | None, *, tool: str = ""
 ) -> dict[str, Any]:
     """Decode a tool-call ``arguments`` string (leading space tolerated; empty -> ``{}``)."""
     if arguments is None:
@@ -130,7 +130,7 @@ class Tool:
     parameters: Mapping[str, Any] = attrs.field(
         factory=_empty_parameters, validator=_check_parameters, hash=False
     )
-    fn: Optional[Callable[..., Any]] = attrs.field(default=None, eq=False, repr=False)
+    fn: Callable[..., Any] | None = attrs.field(default=None, eq=False, repr=False)
 
     def to_wire(self) -> dict[str, Any]:
         """The declaration as sent in ``session.update`` ``tools`` (chat-completions shape)."""
@@ -141,7 +141,7 @@ class Tool:
         return {"type": "function", "function": function}
 
     @classmethod
-    def from_wire(cls, data: Mapping[str, Any], fn: Optional[Callable[..., Any]] = None) -> Tool:
+    def from_wire(cls, data: Mapping[str, Any], fn: Callable[..., Any] | None = None) -> Tool:
         """Build from a wire dict: nested ``{"type": "function", "function": {...}}`` or flat."""
         if not isinstance(data, Mapping):
             raise InvalidInput(f"a tool declaration must be a dict, got {type(data).__name__}")
@@ -159,9 +159,7 @@ class Tool:
             fn=fn,
         )
 
-    def parse_arguments(
-        self, arguments: Union[str, bytes, Mapping[str, Any], None]
-    ) -> dict[str, Any]:
+    def parse_arguments(self, arguments: str | bytes | Mapping[str, Any] | None) -> dict[str, Any]:
         """Decode and check ``arguments`` against the parameter schema (no call)."""
         args = parse_arguments(arguments, tool=self.name)
         props = self.parameters.get("properties")
@@ -184,7 +182,7 @@ class Tool:
                 )
         return args
 
-    def invoke(self, arguments: Union[str, bytes, Mapping[str, Any], None]) -> str:
+    def invoke(self, arguments: str | bytes | Mapping[str, Any] | None) -> str:
         """Parse ``arguments``, call ``fn`` and return its result as a string for the model.
 
         A ``str`` result is returned as is; anything else is JSON-encoded. Raises
@@ -225,7 +223,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _takes_var_kwargs(fn: Optional[Callable[..., Any]]) -> bool:
+def _takes_var_kwargs(fn: Callable[..., Any] | None) -> bool:
     if fn is None:
         return False
     try:
@@ -301,7 +299,7 @@ def _strip_annotated(hint: Any) -> Any:
     return hint
 
 
-def _json_type(values: Iterable[Any]) -> Optional[str]:
+def _json_type(values: Iterable[Any]) -> str | None:
     kinds = set()
     for v in values:
         if isinstance(v, bool):
@@ -469,7 +467,7 @@ def _eval_annotation(text: str, globalns: dict[str, Any]) -> Any:
         members = [_eval_annotation(p, globalns) for p in parts]
         if any(m is _UNRESOLVED for m in members):
             return _UNRESOLVED
-        return Union[tuple(_NoneType if m is None else m for m in members)]
+        return Union[tuple(_NoneType if m is None else m for m in members)]  # noqa: UP007
     except Exception:
         return _UNRESOLVED
 
@@ -502,7 +500,7 @@ _NUMPY_ITEM = re.compile(r"^\*{0,2}(\w+)\s*(?::\s*(.*))?$")
 _SPHINX_FIELD = re.compile(r"^:(\w+)(?:\s+([^:]*?))?\s*:\s*(.*)$")
 
 
-def parse_docstring(doc: Optional[str]) -> tuple[str, dict[str, str]]:
+def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
     """Split a docstring into (description, {parameter: description})."""
     if not doc:
         return "", {}
@@ -564,8 +562,8 @@ def _indent(line: str) -> int:
 
 
 def _google_section(lines: list[str], i: int, params: dict[str, str]) -> int:
-    item_indent: Optional[int] = None
-    current: Optional[str] = None
+    item_indent: int | None = None
+    current: str | None = None
     while i < len(lines):
         line = lines[i]
         if not line.strip():
@@ -681,9 +679,9 @@ def _function_schema(fn: Callable[..., Any], docs: Mapping[str, str]) -> dict[st
 def tool_from_function(
     fn: Callable[..., Any],
     *,
-    name: Optional[str] = None,
-    description: Optional[str] = None,
-    parameters: Optional[Mapping[str, Any]] = None,
+    name: str | None = None,
+    description: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
 ) -> Tool:
     """Declare ``fn`` as a tool: schema from its signature and hints, texts from its docstring."""
     if isinstance(fn, Tool):
@@ -723,19 +721,19 @@ def tool(fn: Callable[..., Any]) -> Tool: ...
 def tool(
     fn: None = None,
     *,
-    name: Optional[str] = None,
-    description: Optional[str] = None,
-    parameters: Optional[Mapping[str, Any]] = None,
+    name: str | None = None,
+    description: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
 def tool(
-    fn: Optional[Callable[..., Any]] = None,
+    fn: Callable[..., Any] | None = None,
     *,
-    name: Optional[str] = None,
-    description: Optional[str] = None,
-    parameters: Optional[Mapping[str, Any]] = None,
-) -> Union[Tool, Callable[[Callable[..., Any]], Tool]]:
+    name: str | None = None,
+    description: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Decorator: ``@tool`` or ``@tool(name=..., description=..., parameters=...)``.
 
     The decorated name becomes a :class:`Tool`, which stays callable like the function.
@@ -750,7 +748,7 @@ def tool(
 
 
 def as_tools(
-    items: Union[Iterable[Any], Callable[..., Any], Tool, Mapping[str, Any], None],
+    items: Iterable[Any] | Callable[..., Any] | Tool | Mapping[str, Any] | None,
 ) -> tuple[Tool, ...]:
     """Normalise ``tools=[fn, Tool, wire_dict, ...]`` into Tools; duplicate names are refused."""
     if items is None:

@@ -18,7 +18,7 @@ import struct
 import threading
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 import websocket
@@ -60,7 +60,7 @@ class _Frame(ABNF):
     """An outgoing frame masked with numpy: about 3x cheaper than websocket-client's big-int
     XOR for the ~4 KB audio appends that are most of the uplink."""
 
-    def _get_masked(self, mask_key: Union[str, bytes]) -> bytes:
+    def _get_masked(self, mask_key: str | bytes) -> bytes:
         key = mask_key.encode("latin-1") if isinstance(mask_key, str) else mask_key
         data = self.data if isinstance(self.data, bytes) else self.data.encode("latin-1")
         n = len(data)
@@ -68,7 +68,7 @@ class _Frame(ABNF):
         return key + np.bitwise_xor(np.frombuffer(data, dtype=np.uint8), pad).tobytes()
 
 
-def build_url(model: str, *, region: str = "cn", url: Optional[str] = None) -> str:
+def build_url(model: str, *, region: str = "cn", url: str | None = None) -> str:
     """The endpoint URL with ``?model=``; an explicit ``url`` wins over ``region``."""
     if url is None:
         try:
@@ -103,14 +103,14 @@ def redact_url(url: str) -> str:
     )
 
 
-def _where(url: str, region: Optional[str]) -> str:
+def _where(url: str, region: str | None) -> str:
     host = urllib.parse.urlsplit(url).hostname or "?"
     if region in _REGION_NAMES:
         return f"{host} (region {region!r}, {_REGION_NAMES[region]})"
     return host
 
 
-def _sslopt(ca_file: Optional[str], ssl_context: Optional[ssl.SSLContext]) -> dict[str, Any]:
+def _sslopt(ca_file: str | None, ssl_context: ssl.SSLContext | None) -> dict[str, Any]:
     if ssl_context is not None:
         return {"context": ssl_context}
     opt: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True}
@@ -137,7 +137,7 @@ class Transport:
         self._lock = threading.Lock()
         self._close_sent = False
         self._closed = False
-        self.close_code: Optional[int] = None
+        self.close_code: int | None = None
         self.close_reason = ""
 
     def __repr__(self) -> str:
@@ -153,9 +153,9 @@ class Transport:
         *,
         headers: Mapping[str, str],
         timeout: float = 10.0,
-        region: Optional[str] = None,
-        ca_file: Optional[str] = None,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        region: str | None = None,
+        ca_file: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> Transport:
         """Open the connection, or raise the :class:`~dashscope_rt.errors.ConnectError` that fits.
 
@@ -226,13 +226,13 @@ class Transport:
 
     # -- receiving -----------------------------------------------------------------------------
 
-    def settimeout(self, timeout: Optional[float]) -> None:
+    def settimeout(self, timeout: float | None) -> None:
         """Timeout of the blocking :meth:`recv` (and of a stuck send)."""
         sock = self._ws.sock
         if sock is not None:
             sock.settimeout(timeout)
 
-    def recv(self) -> Optional[tuple[int, bytes]]:
+    def recv(self) -> tuple[int, bytes] | None:
         """Next data or pong frame as ``(opcode, payload)``; None when the recv timeout expired.
 
         Pings are answered here. A close frame, EOF or socket error raises
@@ -244,7 +244,7 @@ class Transport:
                 frame = _recv_frame(ws.frame_buffer)
             except websocket.WebSocketTimeoutException:
                 return None
-            except socket.timeout:
+            except TimeoutError:
                 return None
             except (OSError, websocket.WebSocketException, struct.error) as exc:
                 self._closed = True
@@ -272,7 +272,7 @@ class Transport:
                 self._on_close_frame(bytes(frame.data))
 
     def _on_close_frame(self, data: bytes) -> None:
-        code: Optional[int] = 1005
+        code: int | None = 1005
         reason = ""
         if len(data) >= 2:
             code = struct.unpack("!H", data[:2])[0]
@@ -378,7 +378,7 @@ def _close_quietly(ws: websocket.WebSocket) -> None:
 def _connect_error(exc: BaseException, url: str) -> ConnectError:
     host = urllib.parse.urlsplit(url).netloc or url
     cause = f"{type(exc).__name__}: {exc}"
-    err: Union[ConnectError, None] = None
+    err: ConnectError | None = None
     if isinstance(exc, (websocket.WebSocketAddressException, socket.gaierror)):
         err = NameResolutionError(f"cannot resolve the host of {url} ({cause})", url=url)
     elif isinstance(exc, (ssl.SSLError, ssl.CertificateError)):

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from dashscope_rt import Reply, Session
 from dashscope_rt.audio import read_wav, to_jpeg
@@ -49,7 +49,7 @@ def still_frames() -> Iterator[bytes]:
         yield to_jpeg(img)
 
 
-def webcam_frames(index: int = 0) -> Optional[Iterator[bytes]]:
+def webcam_frames(index: int = 0) -> Iterator[bytes] | None:
     """JPEG frames from a webcam through OpenCV, or None when there is none."""
     try:
         import cv2  # type: ignore[import-not-found, unused-ignore]
@@ -71,7 +71,7 @@ def webcam_frames(index: int = 0) -> Optional[Iterator[bytes]]:
     return frames()
 
 
-def connection(url: Optional[str], region: str = "cn") -> dict[str, Any]:
+def connection(url: str | None, region: str = "cn") -> dict[str, Any]:
     """Session arguments: a simulator URL, or the real service with $DASHSCOPE_API_KEY."""
     if url:
         return {"url": url, "api_key": os.environ.get("DASHSCOPE_API_KEY", "sk-test")}

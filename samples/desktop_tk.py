@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
-from typing import Any, Optional
+from typing import Any
 
 from dashscope_rt import Reply, Session, SessionConfig
 from dashscope_rt.audio import Microphone, Player, StreamFactory
@@ -29,7 +29,7 @@ from dashscope_rt.audio import Microphone, Player, StreamFactory
 MODEL = "qwen3-omni-flash-realtime"
 
 
-def connection(url: Optional[str], region: str = "cn") -> dict[str, Any]:
+def connection(url: str | None, region: str = "cn") -> dict[str, Any]:
     """Session arguments: a simulator URL, or the real service with $DASHSCOPE_API_KEY."""
     if url:
         return {"url": url, "api_key": os.environ.get("DASHSCOPE_API_KEY", "sk-test")}
@@ -47,9 +47,9 @@ class PushToTalk:
         self,
         session_kwargs: dict[str, Any],
         *,
-        mic_stream: Optional[StreamFactory] = None,
-        speaker_stream: Optional[StreamFactory] = None,
-        mic_rate: Optional[int] = None,
+        mic_stream: StreamFactory | None = None,
+        speaker_stream: StreamFactory | None = None,
+        mic_rate: int | None = None,
     ) -> None:
         self.messages: queue.Queue[tuple[str, str]] = queue.Queue()
         self.replies: list[Reply] = []
@@ -58,7 +58,7 @@ class PushToTalk:
         self.session = Session(MODEL, config=config, **session_kwargs)
         self._mic = Microphone(self.session, sample_rate=mic_rate, stream_factory=mic_stream)
         self._speaker_stream = speaker_stream
-        self.speaker: Optional[Player] = None
+        self.speaker: Player | None = None
         self.recording = False
         s = self.session
         s.on_audio_delta(lambda ev: self.speaker.write(ev.audio) if self.speaker else None)

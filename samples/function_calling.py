@@ -20,7 +20,7 @@ import argparse
 import datetime
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dashscope_rt import Reply, Session
@@ -54,16 +54,14 @@ def get_time(timezone: str) -> str:
     return f"{now:%H:%M} in {timezone}"
 
 
-def connection(url: Optional[str], region: str = "cn") -> dict[str, Any]:
+def connection(url: str | None, region: str = "cn") -> dict[str, Any]:
     """Session arguments: a simulator URL, or the real service with $DASHSCOPE_API_KEY."""
     if url:
         return {"url": url, "api_key": os.environ.get("DASHSCOPE_API_KEY", "sk-test")}
     return {"region": region}
 
 
-def run(
-    session_kwargs: dict[str, Any], question: str = QUESTION, wav: Optional[Path] = None
-) -> Reply:
+def run(session_kwargs: dict[str, Any], question: str = QUESTION, wav: Path | None = None) -> Reply:
     """Ask ``question`` (as text, or the WAV file's speech) and return the final reply."""
     with Session(MODEL, tools=[get_weather, get_time], **session_kwargs) as session:
 

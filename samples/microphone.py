@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-from typing import Any, Optional
+from typing import Any
 
 from dashscope_rt import Reply, ServerVAD, Session, SessionConfig
 from dashscope_rt.audio import Microphone, Player, StreamFactory
@@ -25,7 +25,7 @@ from dashscope_rt.audio import Microphone, Player, StreamFactory
 MODEL = "qwen3-omni-flash-realtime"
 
 
-def connection(url: Optional[str], region: str = "cn") -> dict[str, Any]:
+def connection(url: str | None, region: str = "cn") -> dict[str, Any]:
     """Session arguments: a simulator URL, or the real service with $DASHSCOPE_API_KEY."""
     if url:
         return {"url": url, "api_key": os.environ.get("DASHSCOPE_API_KEY", "sk-test")}
@@ -36,9 +36,9 @@ def run(
     session_kwargs: dict[str, Any],
     stop: threading.Event,
     *,
-    mic_stream: Optional[StreamFactory] = None,
-    speaker_stream: Optional[StreamFactory] = None,
-    mic_rate: Optional[int] = None,
+    mic_stream: StreamFactory | None = None,
+    speaker_stream: StreamFactory | None = None,
+    mic_rate: int | None = None,
 ) -> list[Reply]:
     """Converse until ``stop`` is set (or the session ends); returns the finished replies.
 

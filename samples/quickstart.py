@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from dashscope_rt import Reply, Session, SessionConfig
 from dashscope_rt.audio import read_wav
@@ -23,7 +23,7 @@ MODEL = "qwen3-omni-flash-realtime"
 QUESTION = Path(__file__).parent / "assets" / "question.wav"
 
 
-def connection(url: Optional[str], region: str = "cn") -> dict[str, Any]:
+def connection(url: str | None, region: str = "cn") -> dict[str, Any]:
     """Session arguments: a simulator URL, or the real service with $DASHSCOPE_API_KEY."""
     if url:
         return {"url": url, "api_key": os.environ.get("DASHSCOPE_API_KEY", "sk-test")}

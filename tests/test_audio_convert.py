@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -113,7 +114,7 @@ def test_random_splits_equal_one_shot(
         out += conv.flush()
         return _samples(out)
 
-    split = run(list(zip(bounds[:-1], bounds[1:])))
+    split = run(list(itertools.pairwise(bounds)))
     whole = run([(0, total)])
     assert len(split) == len(whole)
     assert np.abs(split - whole).max(initial=0) <= 1

@@ -15,7 +15,7 @@ import threading
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -37,7 +37,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def cli(
-    tmp_path: Path, *args: str, stdin: Optional[str] = None, timeout: float = 60, **env: str
+    tmp_path: Path, *args: str, stdin: str | None = None, timeout: float = 60, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dashscope_rt", *args],

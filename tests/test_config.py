@@ -9,7 +9,7 @@ import logging
 import math
 import pickle
 import re
-from typing import Any, Optional
+from typing import Any
 
 import attrs
 import pytest
@@ -110,8 +110,8 @@ SESSION_UPDATED: dict[str, Any] = {
 class Rng:
     cls: type[Any]
     field: str
-    lo: Optional[float]
-    hi: Optional[float]
+    lo: float | None
+    hi: float | None
     lo_open: bool = False
     hi_open: bool = False
     integer: bool = False
@@ -205,7 +205,7 @@ def _edges(r: Rng) -> list[tuple[Any, bool]]:
 @pytest.mark.parametrize(
     ("r", "value", "ok"),
     [(r, v, ok) for r in RANGES for v, ok in _edges(r)],
-    ids=[f"{i}-{v}" for r, i in zip(RANGES, RANGE_IDS) for v, _ in _edges(r)],
+    ids=[f"{i}-{v}" for r, i in zip(RANGES, RANGE_IDS, strict=False) for v, _ in _edges(r)],
 )
 def test_both_sides_of_every_boundary(r: Rng, value: Any, ok: bool) -> None:
     if ok:

@@ -7,7 +7,7 @@ import io
 import json
 import logging
 import wave
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -851,7 +851,7 @@ _ALL_EVENTS = (
     cancel_at=st.one_of(st.none(), st.integers(0, len(_ALL_EVENTS))),
 )
 def test_random_orders_never_fail(
-    order: list[int], keep: list[bool], cancel_at: Optional[int]
+    order: list[int], keep: list[bool], cancel_at: int | None
 ) -> None:
     records = _Records()
     logger = logging.getLogger("dashscope_rt.conversation")
@@ -859,7 +859,7 @@ def test_random_orders_never_fail(
     try:
         clock = FakeClock()
         conv = Conversation(PLUS, clock=clock)
-        finished: list[Optional[str]] = []
+        finished: list[str | None] = []
         for i, idx in enumerate(order):
             if i == cancel_at:
                 conv.sent(ev.ResponseCancel())

@@ -7,8 +7,9 @@ import base64
 import binascii
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from unittest import mock
 
 import attrs

@@ -11,9 +11,9 @@ import sys
 import threading
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import pytest
 
@@ -64,7 +64,7 @@ class FakeInput:
         self.callback = kw["callback"]
         self.speed = speed
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._stop.clear()
@@ -115,7 +115,7 @@ class FakeOutput:
         self.frames = 480
         self.played = bytearray()
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="fake-speaker", daemon=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any
 
 import attrs
 import pytest
@@ -329,7 +329,7 @@ def test_keepalive_pings_are_answered_by_a_live_server(sim: Simulator) -> None:
 
 
 def _silent_server(
-    hold: Optional[threading.Event] = None,
+    hold: threading.Event | None = None,
 ) -> tuple[socket.socket, threading.Thread, list[int]]:
     """A server that completes the handshake and the session setup, then never answers.
 

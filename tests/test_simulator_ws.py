@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import math
 import threading
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def sim() -> Iterator[Simulator]:
 
 
 def connect(
-    sim: Simulator, model: str = FLASH, key: Optional[str] = KEY, **kw: Any
+    sim: Simulator, model: str = FLASH, key: str | None = KEY, **kw: Any
 ) -> websocket.WebSocket:
     headers = [f"Authorization: Bearer {key}"] if key is not None else []
     headers += kw.pop("extra_headers", [])
@@ -122,7 +123,7 @@ def make_jpeg(w: int = 640, h: int = 480, noise: bool = False) -> bytes:
 
 
 @pytest.mark.parametrize("key", [None, "sk-wrong"])
-def test_bad_or_missing_key_is_401_with_json_body(sim: Simulator, key: Optional[str]) -> None:
+def test_bad_or_missing_key_is_401_with_json_body(sim: Simulator, key: str | None) -> None:
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
         connect(sim, key=key)
     assert info.value.status_code == 401
@@ -697,7 +698,7 @@ def test_event_delay_and_stall() -> None:
         send(ws, "session.update", session={})
         recv(ws)
         stamps = [t for t, _ in sim.last.sent]
-        assert all(b - a >= 0.05 for a, b in zip(stamps, stamps[1:]))
+        assert all(b - a >= 0.05 for a, b in itertools.pairwise(stamps))
     with Simulator(faults=Faults(stall=True)) as sim:
         ws = connect(sim)
         conn = sim.last

@@ -61,10 +61,10 @@ class Level(enum.IntEnum):
             typing.Dict[str, float],  # noqa: UP006
             {"type": "object", "additionalProperties": {"type": "number"}},
         ),
-        (Optional[int], {"type": ["integer", "null"]}),
-        (Union[int, str], {"type": ["integer", "string"]}),
+        (Optional[int], {"type": ["integer", "null"]}),  # noqa: UP045
+        (Union[int, str], {"type": ["integer", "string"]}),  # noqa: UP007
         (
-            Optional[Unit],
+            Optional[Unit],  # noqa: UP045
             {"anyOf": [{"type": "string", "enum": ["celsius", "fahrenheit"]}, {"type": "null"}]},
         ),
         (Literal["a", "b"], {"type": "string", "enum": ["a", "b"]}),
@@ -74,7 +74,7 @@ class Level(enum.IntEnum):
         (Annotated[str, "the city"], {"type": "string", "description": "the city"}),
         (Any, {}),
         (
-            list[Optional[Unit]],
+            list[Unit | None],
             {
                 "type": "array",
                 "items": {
@@ -142,7 +142,7 @@ def test_schema_from_function_google_style() -> None:
     json.dumps(t.to_wire())  # serialisable
 
 
-def numpy_style(x: float, y: Optional[float] = None, *, label: str = "") -> str:
+def numpy_style(x: float, y: float | None = None, *, label: str = "") -> str:
     """Plot a point.
 
     Parameters
@@ -435,7 +435,7 @@ def test_tools_are_hashable_and_compare_by_declaration() -> None:
 
 class Address(typing.TypedDict):
     city: str
-    zip: typing.Optional[str]
+    zip: str | None
 
 
 def test_typed_dict_schema() -> None:

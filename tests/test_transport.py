@@ -8,8 +8,7 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Iterator
-from typing import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given

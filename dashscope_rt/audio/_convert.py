@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,7 @@ QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 DEFAULT_CHUNK_MS = 100
 
 _EMPTY_F32: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
-_Rate = Union[int, float]
+_Rate = int | float
 
 
 def _check_rate(name: str, rate: Any) -> _Rate:
@@ -222,7 +222,7 @@ class AudioConverter:
         self._fed = False
         self._input_rate: _Rate = 0
         self._in = _MonoInput(_check_channels(channels), dtype)
-        self._rs: Optional[soxr.ResampleStream] = None
+        self._rs: soxr.ResampleStream | None = None
         self._setup(_check_rate("input_rate", input_rate))
 
     def _setup(self, input_rate: _Rate) -> None:
@@ -320,7 +320,7 @@ class AudioConverter:
             self._in.drop_carry()
 
     def set_input(
-        self, input_rate: _Rate, channels: int = 1, dtype: Optional[str] = None
+        self, input_rate: _Rate, channels: int = 1, dtype: str | None = None
     ) -> list[bytes]:
         """Change the input format mid-stream; return the chunks completed by the switch.
 
@@ -397,7 +397,7 @@ class OutputConverter:
     def __init__(
         self,
         input_rate: _Rate = 24000,
-        output_rate: Optional[_Rate] = None,
+        output_rate: _Rate | None = None,
         *,
         dtype: str = "int16",
         channels: int = 1,
@@ -415,7 +415,7 @@ class OutputConverter:
         self._lock = threading.Lock()
         self._in = _MonoInput(1, "int16")
         self._fed = False
-        self._rs: Optional[soxr.ResampleStream] = (
+        self._rs: soxr.ResampleStream | None = (
             None
             if self._input_rate == self._output_rate
             else soxr.ResampleStream(

@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import logging
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import InvalidInput
 from ._device import import_pillow
@@ -145,16 +146,14 @@ class ImageRateLimiter:
     drop that frame. ``clock`` is injectable for tests (default ``time.monotonic``).
     """
 
-    def __init__(
-        self, max_fps: float = 2.0, *, clock: Optional[Callable[[], float]] = None
-    ) -> None:
+    def __init__(self, max_fps: float = 2.0, *, clock: Callable[[], float] | None = None) -> None:
         if not max_fps > 0:
             raise InvalidInput(f"max_fps: {max_fps!r} must be > 0")
         if max_fps > 2.0:
             _log.warning("max_fps=%s is above the documented 1-2 images per second", max_fps)
         self._interval = 1.0 / max_fps
         self._clock = clock or time.monotonic
-        self._last: Optional[float] = None
+        self._last: float | None = None
 
     @property
     def interval(self) -> float:

@@ -6,7 +6,8 @@ import collections
 import logging
 import math
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -52,13 +53,13 @@ class Microphone:
         self,
         target: Any,
         *,
-        sample_rate: Optional[int] = None,
+        sample_rate: int | None = None,
         channels: int = 1,
         dtype: str = "int16",
-        blocksize: Optional[int] = None,
+        blocksize: int | None = None,
         device: Any = None,
         max_queue_ms: int = 2000,
-        stream_factory: Optional[StreamFactory] = None,
+        stream_factory: StreamFactory | None = None,
     ) -> None:
         sink = getattr(target, "append_audio", target)
         if not callable(sink):
@@ -89,7 +90,7 @@ class Microphone:
         self._wake = threading.Event()
         self._stopping = False
         self._sink_closed = False
-        self._worker: Optional[threading.Thread] = None
+        self._worker: threading.Thread | None = None
         self._stream: Any = None
         self._closed = False
         self._state_lock = threading.Lock()
@@ -145,7 +146,7 @@ class Microphone:
             self._stream = stream
         stream.start()
 
-    def stop(self, timeout: Optional[float] = 5.0) -> None:
+    def stop(self, timeout: float | None = 5.0) -> None:
         """Stop capturing; blocks still queued are delivered before the worker ends."""
         with self._state_lock:
             stream, self._stream = self._stream, None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 #: Buffer-protocol input accepted wherever raw PCM is expected (bytes, bytearray, memoryview, ...).
-BufferLike = Union[bytes, bytearray, memoryview]
+BufferLike = bytes | bytearray | memoryview
 
 #: Names accepted for ``dtype`` of raw byte input, and the numpy dtype (little-endian) they map to.
 SAMPLE_FORMATS: dict[str, np.dtype[Any]] = {

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from ._convert import OutputConverter
 from ._device import import_sounddevice
@@ -51,10 +52,10 @@ class Player:
         sample_rate: int = 24000,
         *,
         device: Any = None,
-        output_rate: Optional[int] = None,
+        output_rate: int | None = None,
         channels: int = 1,
         blocksize: int = 0,
-        stream_factory: Optional[StreamFactory] = None,
+        stream_factory: StreamFactory | None = None,
     ) -> None:
         self._conv = OutputConverter(sample_rate, output_rate, dtype="int16", channels=channels)
         self._sample_rate = int(self._conv.input_rate)
@@ -141,7 +142,7 @@ class Player:
         self._drained.set()
         return dropped * 1000.0 / self._out_rate
 
-    def wait_done(self, timeout: Optional[float] = None) -> bool:
+    def wait_done(self, timeout: float | None = None) -> bool:
         """Flush, then wait until every queued sample was handed to the device; False on timeout."""
         self.flush()
         return self._drained.wait(timeout)

@@ -95,7 +95,7 @@ def read_wav(source: WavSource) -> WavAudio:
 
 
 def write_wav(
-    dest: Union[str, os.PathLike[str], IO[bytes]],
+    dest: str | os.PathLike[str] | IO[bytes],
     pcm16: Any,
     sample_rate: int,
     channels: int = 1,

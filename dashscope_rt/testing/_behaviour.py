@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import attrs
 
 __all__ = ["Behaviour"]
@@ -27,9 +25,9 @@ class Behaviour:
     """Extra delay (wall seconds, not scaled by ``speed``) before the first delta of a reply."""
 
     # Timeouts (protocol.md §1, §9.3)
-    idle_timeout_s: Optional[float] = 300.0
+    idle_timeout_s: float | None = 300.0
     """Close after this long without a response being generated (None = never)."""
-    max_duration_s: Optional[float] = 7200.0
+    max_duration_s: float | None = 7200.0
     """Hard cap per connection (120 min documented)."""
     idle_close_code: int = 1000
     """UNCONFIRMED: the close code after the idle error."""
@@ -69,20 +67,20 @@ class Behaviour:
     """Apply ``image_max_bytes`` to the Base64 text (True) or to the decoded JPEG (False)."""
     clear_clears_images: bool = True
     """UNCONFIRMED: whether ``input_audio_buffer.clear`` also empties the image buffer."""
-    commit_in_vad_error: Optional[bool] = None
+    commit_in_vad_error: bool | None = None
     """Manual commit while VAD is on: error ``Internal service error: null`` (obs on qwen3.5).
     None = error on qwen3.5 models, accepted on the others."""
     vad_min_speech_ms: int = 60
     """Consecutive voiced audio needed before ``speech_started``."""
 
     # Transcription (protocol.md §4.9, §4.10)
-    transcription_deltas: Optional[bool] = None
+    transcription_deltas: bool | None = None
     """Send ``...input_audio_transcription.delta``. None = qwen3.5 only (UNCONFIRMED elsewhere)."""
     transcribe_manual_commits: bool = True
     """Transcribe manual commits too (a relay saw none on flash; UNCONFIRMED)."""
 
     # Responses (protocol.md §3.6, §3.7, §4.25)
-    cancel_sends_response_done: Optional[bool] = None
+    cancel_sends_response_done: bool | None = None
     """``response.done`` after a cancel/barge-in. None = not on qwen3.5 (obs), yes elsewhere."""
     cancelled_status: str = "cancelled"
     """UNCONFIRMED: ``response.status`` of a cancelled response (docs list no such value)."""
@@ -92,7 +90,7 @@ class Behaviour:
     """Answer ``conversation.item.create`` with ``conversation.item.created`` (UNCONFIRMED)."""
     check_call_id: bool = True
     """Reject a ``function_call_output`` whose ``call_id`` the model never issued."""
-    text_input: Optional[bool] = None
+    text_input: bool | None = None
     """Accept ``message``/``input_text`` items. None = per model (qwen3.5 only; UNCONFIRMED)."""
     image_tokens_in_details: bool = True
     """Add ``image_tokens`` to ``usage.input_tokens_details`` (UNCONFIRMED)."""
@@ -100,7 +98,7 @@ class Behaviour:
     """Put the offending client ``event_id`` in ``error.event_id`` (documented for ASR only)."""
 
     # Ending (protocol.md §2.3)
-    session_finish: Optional[bool] = None
+    session_finish: bool | None = None
     """Accept ``session.finish``. None = the model table's value (True where unconfirmed)."""
     close_after_finished: bool = True
     """Close (1000) right after ``session.finished``."""

@@ -17,8 +17,8 @@ import logging
 import math
 import secrets
 import string
-from collections.abc import Mapping
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -65,7 +65,7 @@ def default_transcriber(pcm: bytes, rate: int) -> str:
     return f"[{len(pcm) / 2 / rate:.1f} s of speech]"
 
 
-def jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from the first SOF marker, or None if ``data`` is not a JPEG."""
     if len(data) < 4 or data[:3] != b"\xff\xd8\xff":
         return None
@@ -113,9 +113,9 @@ def _audio_tokens(seconds: float, per_s: float) -> int:
 class Outgoing:
     """One thing to send: a server event, or a close (code, reason) when ``event`` is None."""
 
-    event: Optional[dict[str, Any]]
-    close: Optional[tuple[int, str]] = None
-    response_id: Optional[str] = None
+    event: dict[str, Any] | None
+    close: tuple[int, str] | None = None
+    response_id: str | None = None
 
 
 @attrs.define
@@ -135,7 +135,7 @@ class _Response:
     sent_text: str = ""
     sent_audio_bytes: int = 0
     total_audio_bytes: int = 0
-    message_item_id: Optional[str] = None
+    message_item_id: str | None = None
     output: list[dict[str, Any]] = attrs.field(factory=list)
     input_usage: dict[str, int] = attrs.field(factory=dict)
     finished: bool = False
@@ -156,9 +156,9 @@ class SimulatedSession:
         self,
         model: ModelInfo,
         *,
-        behaviour: Optional[Behaviour] = None,
-        responder: Optional[Responder] = None,
-        transcriber: Optional[Transcriber] = None,
+        behaviour: Behaviour | None = None,
+        responder: Responder | None = None,
+        transcriber: Transcriber | None = None,
         now: float = 0.0,
         known_model: bool = True,
     ) -> None:
@@ -180,18 +180,18 @@ class SimulatedSession:
         self._audio_since_commit = 0
         self._any_audio = False
         self._images: list[Image] = []
-        self._speech_start_ms: Optional[int] = None
-        self._speech_item: Optional[str] = None
-        self._vad: Optional[EnergyVAD] = None
+        self._speech_start_ms: int | None = None
+        self._speech_item: str | None = None
+        self._vad: EnergyVAD | None = None
         self._pending_turns: list[_UserTurn] = []
         self._pending_tool_outputs: list[ToolOutput] = []
         self._issued_calls: dict[str, str] = {}
         self._history: list[tuple[str, str]] = []
-        self._active: Optional[_Response] = None
+        self._active: _Response | None = None
         self._audio_produced = False
         self._finish_pending = False
         self._last_activity = now
-        self._proactive_at: Optional[float] = None
+        self._proactive_at: float | None = None
         self._context = {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0}
         self._reset_vad()
         if not known_model and self.behaviour.check_model:
@@ -212,7 +212,7 @@ class SimulatedSession:
         due: float,
         event: dict[str, Any],
         *,
-        response_id: Optional[str] = None,
+        response_id: str | None = None,
         kind: str = "",
         payload: Any = None,
     ) -> None:
@@ -231,17 +231,17 @@ class SimulatedSession:
         self,
         due: float,
         etype: str,
-        code: Optional[str],
+        code: str | None,
         message: str,
-        param: Optional[str] = None,
-        client_event_id: Optional[str] = None,
+        param: str | None = None,
+        client_event_id: str | None = None,
     ) -> None:
         err: dict[str, Any] = {"type": etype, "code": code, "message": message, "param": param}
         if self.behaviour.error_event_id and client_event_id:
             err["event_id"] = client_event_id
         self._emit(due, {"type": "error", "error": err})
 
-    def next_due(self) -> Optional[float]:
+    def next_due(self) -> float | None:
         """The clock time at which :meth:`poll` has something to return (None: only on input)."""
         cands: list[float] = []
         if self._queue:
@@ -250,7 +250,7 @@ class SimulatedSession:
             cands.extend(t for t in self._timers() if t is not None)
         return min(cands) if cands else None
 
-    def _timers(self) -> list[Optional[float]]:
+    def _timers(self) -> list[float | None]:
         b = self.behaviour
         idle = None
         if b.idle_timeout_s is not None and self._active is None:
@@ -387,7 +387,7 @@ class SimulatedSession:
         self._speech_start_ms = None
 
     # ------------------------------------------------------------------ input
-    def receive(self, frame: Union[str, bytes], now: float) -> None:
+    def receive(self, frame: str | bytes, now: float) -> None:
         """Handle one client frame."""
         if self.closing:
             return
@@ -443,7 +443,7 @@ class SimulatedSession:
         return self.model.session_finish is not False
 
     # session.update -------------------------------------------------------
-    def _on_session_update(self, event: dict[str, Any], eid: Optional[str], now: float) -> None:
+    def _on_session_update(self, event: dict[str, Any], eid: str | None, now: float) -> None:
         patch = event.get("session")
         if not isinstance(patch, dict):
             self._error(
@@ -475,7 +475,7 @@ class SimulatedSession:
 
     def _apply_update(
         self, cfg: dict[str, Any], patch: Mapping[str, Any]
-    ) -> Optional[tuple[str, str, str]]:
+    ) -> tuple[str, str, str] | None:
         m = self.model
         b = self.behaviour
 
@@ -490,7 +490,7 @@ class SimulatedSession:
             lo_open: bool = False,
             hi_open: bool = False,
             integer: bool = False,
-        ) -> Optional[tuple[str, str, str]]:
+        ) -> tuple[str, str, str] | None:
             ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
             if isinstance(value, bool) or not ok_type:
                 kind = "an integer" if integer else "a number"
@@ -777,7 +777,7 @@ class SimulatedSession:
         return None
 
     # audio ----------------------------------------------------------------
-    def _decode_b64(self, value: Any) -> Optional[bytes]:
+    def _decode_b64(self, value: Any) -> bytes | None:
         if not isinstance(value, str) or not value:
             return None
         try:
@@ -785,7 +785,7 @@ class SimulatedSession:
         except (binascii.Error, ValueError):
             return None
 
-    def _on_append(self, event: dict[str, Any], eid: Optional[str], now: float) -> None:
+    def _on_append(self, event: dict[str, Any], eid: str | None, now: float) -> None:
         if "audio" not in event:
             self._error(
                 now,
@@ -971,7 +971,7 @@ class SimulatedSession:
     def _vad_on(self) -> bool:
         return isinstance(self.config.get("turn_detection"), Mapping)
 
-    def _on_commit(self, event: dict[str, Any], eid: Optional[str], now: float) -> None:
+    def _on_commit(self, event: dict[str, Any], eid: str | None, now: float) -> None:
         if self._vad_on():
             err = self.behaviour.commit_in_vad_error
             if err is None:
@@ -1002,7 +1002,7 @@ class SimulatedSession:
         self._speech_item = None
         self._commit(pcm, item, now, transcribe=self.behaviour.transcribe_manual_commits)
 
-    def _on_clear(self, event: dict[str, Any], eid: Optional[str], now: float) -> None:
+    def _on_clear(self, event: dict[str, Any], eid: str | None, now: float) -> None:
         self._buffer.clear()
         self._buffer_start_ms = self._audio_ms_total
         self._audio_since_commit = 0
@@ -1013,7 +1013,7 @@ class SimulatedSession:
         self._speech_start_ms = None
         self._emit(now, {"type": "input_audio_buffer.cleared"})
 
-    def _on_image(self, event: dict[str, Any], eid: Optional[str], now: float) -> None:
+    def _on_image(self, event: dict[str, Any], eid: str | None, now: float) -> None:
         b = self.behaviour
         raw = event.get("image")
         if not self.model.video:
@@ -1073,7 +1073,7 @@ class SimulatedSession:
         self._images.append(Image(data, dims[0], dims[1]))
 
     # conversation items --------------------------------------------------------
-    def _on_item_create(self, event: dict[str, Any], eid: Optional[str], now: float) -> None:
+    def _on_item_create(self, event: dict[str, Any], eid: str | None, now: float) -> None:
         item = event.get("item")
         if not isinstance(item, dict) or not item:
             self._error(
@@ -1175,7 +1175,7 @@ class SimulatedSession:
             self._emit(now, {"type": "conversation.item.created", "item": created})
 
     # responses ----------------------------------------------------------------
-    def _on_response_create(self, event: dict[str, Any], eid: Optional[str], now: float) -> None:
+    def _on_response_create(self, event: dict[str, Any], eid: str | None, now: float) -> None:
         if self._active is not None:
             self._error(
                 now,
@@ -1206,7 +1206,7 @@ class SimulatedSession:
         instr = opts.get("instructions")
         self._start_response(now, mods, instr if isinstance(instr, str) else None)
 
-    def _on_cancel(self, event: dict[str, Any], eid: Optional[str], now: float) -> None:
+    def _on_cancel(self, event: dict[str, Any], eid: str | None, now: float) -> None:
         if self._active is None:
             self._error(
                 now,
@@ -1219,7 +1219,7 @@ class SimulatedSession:
             return
         self._cancel(now)
 
-    def _on_finish(self, event: dict[str, Any], eid: Optional[str], now: float) -> None:
+    def _on_finish(self, event: dict[str, Any], eid: str | None, now: float) -> None:
         if self._active is not None:
             self._finish_pending = True
         else:
@@ -1232,7 +1232,7 @@ class SimulatedSession:
         if self.behaviour.close_after_finished:
             self._close(now, 1000, "session finished")
 
-    def _build_turn(self, response_instructions: Optional[str]) -> Turn:
+    def _build_turn(self, response_instructions: str | None) -> Turn:
         turns, self._pending_turns = self._pending_turns, []
         outputs, self._pending_tool_outputs = self._pending_tool_outputs, []
         model_tools = tuple(self.config.get("tools") or ()) if self.model.tools else ()
@@ -1268,7 +1268,7 @@ class SimulatedSession:
         return dict(ctx)
 
     def _start_response(
-        self, now: float, modalities: Optional[list[str]], instructions: Optional[str]
+        self, now: float, modalities: list[str] | None, instructions: str | None
     ) -> None:
         self._proactive_at = None
         turn = self._build_turn(instructions)
@@ -1452,9 +1452,7 @@ class SimulatedSession:
         )
         resp.output.append(done_item)
 
-    def _response_obj(
-        self, resp: _Response, usage: Optional[dict[str, Any]] = None
-    ) -> dict[str, Any]:
+    def _response_obj(self, resp: _Response, usage: dict[str, Any] | None = None) -> dict[str, Any]:
         obj: dict[str, Any] = {
             "id": resp.id,
             "object": "realtime.response",
@@ -1591,11 +1589,11 @@ class SimulatedSession:
             self._history[-1] = (self._history[-1][0], resp.sent_text)
 
     @property
-    def active_response_id(self) -> Optional[str]:
+    def active_response_id(self) -> str | None:
         return self._active.id if self._active is not None else None
 
 
-_HANDLERS: dict[str, Callable[[SimulatedSession, dict[str, Any], Optional[str], float], None]] = {
+_HANDLERS: dict[str, Callable[[SimulatedSession, dict[str, Any], str | None, float], None]] = {
     "session.update": SimulatedSession._on_session_update,
     "input_audio_buffer.append": SimulatedSession._on_append,
     "input_audio_buffer.commit": SimulatedSession._on_commit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 import attrs
 
@@ -17,7 +17,7 @@ class Faults:
     ``ConnectionRecord.faults``).
     """
 
-    drop_after_events: Optional[int] = None
+    drop_after_events: int | None = None
     """Cut the TCP connection (no close frame) once this many server events were sent."""
     drop_mid_response: bool = False
     """Cut the TCP connection right after the first delta of a response."""

@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import attrs
 
@@ -33,7 +33,7 @@ _APPEND = "input_audio_buffer.append"
 
 @attrs.define
 class _Block:
-    trigger_type: Optional[str]
+    trigger_type: str | None
     trigger_count: int
     """k for "k-th event of this type", or cumulative audio bytes for appends."""
     trigger_t: float
@@ -43,9 +43,7 @@ class _Block:
 class ReplayEngine:
     """Engine-compatible replayer: ``receive`` / ``poll`` / ``next_due`` like SimulatedSession."""
 
-    def __init__(
-        self, log_dir: Union[str, Path], *, now: float = 0.0, realtime: bool = False
-    ) -> None:
+    def __init__(self, log_dir: str | Path, *, now: float = 0.0, realtime: bool = False) -> None:
         self.reader = LogReader(log_dir)
         self.header = self.reader.header
         self.realtime = realtime
@@ -94,7 +92,7 @@ class ReplayEngine:
         """Every recorded server event was released."""
         return self._next >= len(self.blocks)
 
-    def receive(self, frame: Union[str, bytes], now: float) -> None:
+    def receive(self, frame: str | bytes, now: float) -> None:
         try:
             event = json.loads(frame)
         except ValueError:
@@ -115,5 +113,5 @@ class ReplayEngine:
             out.append(self._queue.popleft()[1])
         return out
 
-    def next_due(self) -> Optional[float]:
+    def next_due(self) -> float | None:
         return self._queue[0][0] if self._queue else None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -55,7 +55,7 @@ class Turn:
     history: tuple[tuple[str, str], ...] = ()
     """Earlier (user, assistant) exchanges."""
     model: str = ""
-    response_instructions: Optional[str] = None
+    response_instructions: str | None = None
 
     @property
     def user_text(self) -> str:
@@ -69,7 +69,7 @@ class ToolCall:
 
     name: str
     arguments: Mapping[str, Any] = attrs.field(factory=dict)
-    call_id: Optional[str] = None
+    call_id: str | None = None
 
 
 def _to_tuple(value: Any) -> tuple[ToolCall, ...]:
@@ -84,7 +84,7 @@ class Reply:
     tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_to_tuple)
 
 
-Responder = Callable[[Turn], Union[Reply, str]]
+Responder = Callable[[Turn], Reply | str]
 
 _STOP = {"about", "which", "there", "their", "would", "useful", "当你想查询指定城市的"}
 
@@ -165,7 +165,7 @@ def default_responder(turn: Turn) -> Reply:
     return Reply(text=" ".join(parts))
 
 
-def normalize_reply(value: Union[Reply, str, None]) -> Reply:
+def normalize_reply(value: Reply | str | None) -> Reply:
     """Accept a plain string from a responder."""
     if value is None:
         return Reply()
@@ -174,12 +174,12 @@ def normalize_reply(value: Union[Reply, str, None]) -> Reply:
     return value
 
 
-def scripted(replies: Sequence[Union[Reply, str]], then: Optional[Responder] = None) -> Responder:
+def scripted(replies: Sequence[Reply | str], then: Responder | None = None) -> Responder:
     """A responder that answers with ``replies`` in order, then falls back to ``then``."""
     queue = list(replies)
     fallback = then or default_responder
 
-    def respond(turn: Turn) -> Union[Reply, str]:
+    def respond(turn: Turn) -> Reply | str:
         return queue.pop(0) if queue else fallback(turn)
 
     return respond

@@ -13,9 +13,9 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, TypeVar, Union
+from typing import Any, Protocol, TypeVar
 
 import attrs
 from websockets.datastructures import Headers
@@ -60,11 +60,11 @@ _T = TypeVar("_T")
 class _Engine(Protocol):
     closing: bool
 
-    def receive(self, frame: Union[str, bytes], now: float) -> None: ...
+    def receive(self, frame: str | bytes, now: float) -> None: ...
 
     def poll(self, now: float) -> list[Outgoing]: ...
 
-    def next_due(self) -> Optional[float]: ...
+    def next_due(self) -> float | None: ...
 
 
 @attrs.frozen
@@ -101,16 +101,16 @@ class ConnectionRecord:
         self.path: str = info["path"]
         self.model: str = info["model"]
         self.headers: dict[str, str] = info["headers"]
-        self.workspace: Optional[str] = info["workspace"]
+        self.workspace: str | None = info["workspace"]
         self.faults: Faults = copy.deepcopy(sim.faults)
         self.received: list[tuple[float, Any]] = []
         self.sent: list[tuple[float, Any]] = []
-        self.close_code: Optional[int] = None
-        self.close_reason: Optional[str] = None
-        self.closed_by: Optional[str] = None
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.closed_by: str | None = None
         """"server", "client" or "drop" (TCP cut without a close frame)."""
         self.closed = threading.Event()
-        self.engine: Optional[_Engine] = None
+        self.engine: _Engine | None = None
         self._t0 = time.monotonic()
         self._cond = threading.Condition()
         self._send_lock = threading.Lock()
@@ -130,14 +130,14 @@ class ConnectionRecord:
     def sent_types(self) -> list[str]:
         return [e.get("type", "") if isinstance(e, dict) else "<raw>" for _, e in self.sent]
 
-    def sent_events(self, etype: Optional[str] = None) -> list[dict[str, Any]]:
+    def sent_events(self, etype: str | None = None) -> list[dict[str, Any]]:
         return [
             e
             for _, e in list(self.sent)
             if isinstance(e, dict) and (etype is None or e.get("type") == etype)
         ]
 
-    def received_events(self, etype: Optional[str] = None) -> list[dict[str, Any]]:
+    def received_events(self, etype: str | None = None) -> list[dict[str, Any]]:
         return [
             e
             for _, e in list(self.received)
@@ -145,7 +145,7 @@ class ConnectionRecord:
         ]
 
     @property
-    def session(self) -> Optional[dict[str, Any]]:
+    def session(self) -> dict[str, Any] | None:
         """The effective session config (None in replay mode)."""
         eng = self.engine
         return copy.deepcopy(eng.config) if isinstance(eng, SimulatedSession) else None
@@ -159,7 +159,7 @@ class ConnectionRecord:
             self.sent.append((self._now(), item))
         self._sim._changed()
 
-    def send_raw(self, data: Union[str, bytes]) -> None:
+    def send_raw(self, data: str | bytes) -> None:
         """Send a text (str) or binary (bytes) frame as is: malformed JSON, unknown types, ..."""
         with self._send_lock:
             self._ws.send(data)
@@ -179,8 +179,8 @@ class ConnectionRecord:
         message: str = "Internal service error: null",
         *,
         type: str = "server_error",
-        code: Optional[str] = "internal_error",
-        param: Optional[str] = None,
+        code: str | None = "internal_error",
+        param: str | None = None,
     ) -> None:
         """Send an ``error`` event."""
         self.send_event(
@@ -292,7 +292,7 @@ class ConnectionRecord:
                 if not self._send_outgoing(out):
                     return
 
-    def _feed(self, frame: Union[str, bytes]) -> None:
+    def _feed(self, frame: str | bytes) -> None:
         parsed: Any = frame
         if isinstance(frame, str):
             try:
@@ -318,7 +318,7 @@ class ConnectionRecord:
     def _run(self) -> None:
         sender = threading.Thread(target=self._sender, name=f"sim-send-{self.id}", daemon=True)
         sender.start()
-        dead_since: Optional[float] = None
+        dead_since: float | None = None
         try:
             if self.faults.on_connect_frames:
                 self._sim.wait_for(lambda: self._events_sent >= 1, timeout=5.0)
@@ -370,19 +370,19 @@ class Simulator:
     def __init__(
         self,
         *,
-        api_key: Optional[str] = "sk-test",
+        api_key: str | None = "sk-test",
         host: str = "127.0.0.1",
         port: int = 0,
-        behaviour: Optional[Behaviour] = None,
-        realtime: Union[bool, float] = False,
-        responder: Optional[Responder] = None,
-        transcriber: Optional[Transcriber] = None,
-        faults: Optional[Faults] = None,
-        replay: Union[str, Path, None] = None,
+        behaviour: Behaviour | None = None,
+        realtime: bool | float = False,
+        responder: Responder | None = None,
+        transcriber: Transcriber | None = None,
+        faults: Faults | None = None,
+        replay: str | Path | None = None,
         replay_realtime: bool = False,
         close_timeout: float = 0.5,
         record: bool = True,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.api_key = api_key
         self.ssl_context = ssl_context
@@ -406,12 +406,12 @@ class Simulator:
         self._connections: list[ConnectionRecord] = []
         self._pending: dict[int, dict[str, Any]] = {}
         self._scripted: collections.deque[str] = collections.deque()
-        self._scripted_replies: collections.deque[Union[Reply, str]] = collections.deque()
+        self._scripted_replies: collections.deque[Reply | str] = collections.deque()
         self._lock = threading.RLock()  # predicates of wait_for may use the properties below
         self._cond = threading.Condition(self._lock)
         self._stopping = threading.Event()
-        self._server: Optional[Server] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
         self._next_id = 0
         self._handler_threads: set[threading.Thread] = set()
 
@@ -488,7 +488,7 @@ class Simulator:
         with self._lock:
             self._scripted.extend(transcripts)
 
-    def script_replies(self, replies: Iterable[Union[Reply, str]]) -> None:
+    def script_replies(self, replies: Iterable[Reply | str]) -> None:
         """Replies for the next responses, in order (then the responder)."""
         with self._lock:
             self._scripted_replies.extend(replies)
@@ -499,7 +499,7 @@ class Simulator:
                 return self._scripted.popleft()
         return self.transcriber(pcm, rate)
 
-    def _respond(self, turn: Turn) -> Union[Reply, str]:
+    def _respond(self, turn: Turn) -> Reply | str:
         with self._lock:
             if self._scripted_replies:
                 return self._scripted_replies.popleft()
@@ -525,7 +525,7 @@ class Simulator:
         with self._cond:
             self._cond.notify_all()
 
-    def wait_for(self, predicate: Callable[[], Optional[_T]], timeout: float = 5.0) -> _T:
+    def wait_for(self, predicate: Callable[[], _T | None], timeout: float = 5.0) -> _T:
         """Wait until ``predicate()`` is truthy (re-checked on every event); return its value."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -556,9 +556,7 @@ class Simulator:
         self._changed()
         return Response(status, reason, hdrs, data)
 
-    def _process_request(
-        self, connection: ServerConnection, request: Request
-    ) -> Optional[Response]:
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         self._track_connection_thread()  # rejected handshakes run in a thread of their own too
         parts = urllib.parse.urlsplit(request.path)
         query = urllib.parse.parse_qs(parts.query)

@@ -10,7 +10,6 @@ frames. ``prefix_padding_ms`` of audio before the start is included in the commi
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import attrs
 import numpy as np
@@ -98,7 +97,7 @@ class EnergyVAD:
         return self._pos_ms
 
 
-def level_dbfs(pcm: bytes) -> Optional[float]:
+def level_dbfs(pcm: bytes) -> float | None:
     """RMS level of PCM16LE in dBFS (None for empty input)."""
     if len(pcm) < 2:
         return None

@@ -26,7 +26,8 @@ import json
 import logging
 import os
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, render_template
 from flask_sock import Sock
@@ -39,7 +40,7 @@ log = logging.getLogger("flask_app")
 SessionFactory = Callable[[], Session]
 
 
-def connection(url: Optional[str], region: str = "cn") -> dict[str, Any]:
+def connection(url: str | None, region: str = "cn") -> dict[str, Any]:
     """Session arguments: a simulator URL, or the real service with $DASHSCOPE_API_KEY."""
     if url:
         return {"url": url, "api_key": os.environ.get("DASHSCOPE_API_KEY", "sk-test")}
@@ -47,9 +48,9 @@ def connection(url: Optional[str], region: str = "cn") -> dict[str, Any]:
 
 
 def create_app(
-    session_factory: Optional[SessionFactory] = None,
+    session_factory: SessionFactory | None = None,
     *,
-    url: Optional[str] = None,
+    url: str | None = None,
     region: str = "cn",
 ) -> Flask:
     """The Flask app. ``session_factory`` makes an unconnected Session per browser connection
