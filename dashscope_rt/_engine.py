@@ -532,7 +532,7 @@ class Engine:
         rec = self._recorder
         if rec is None:
             return
-        audio = event.audio if isinstance(event, ev.AudioDelta) else None
+        audio = event.audio if isinstance(event, ev.ResponseAudioDelta) else None
         try:
             rec.record_received(dict(getattr(event, "raw", None) or {}), audio=audio)
         except Exception:
@@ -1084,9 +1084,9 @@ class Engine:
             self._resolve_update(None, None)
         elif isinstance(obj, ev.ResponseCreated):
             self.active_response = obj.response
-        elif isinstance(obj, ev.SpeechStarted):
+        elif isinstance(obj, ev.InputAudioBufferSpeechStarted):
             self.cancel_tool_batches("the user spoke")
-        elif isinstance(obj, (ev.AudioBufferCommitted, ev.AudioBufferCleared)):
+        elif isinstance(obj, (ev.InputAudioBufferCommitted, ev.InputAudioBufferCleared)):
             self._audio_since_commit = 0
         elif isinstance(obj, ev.SessionFinished):
             self._resolve_finish()

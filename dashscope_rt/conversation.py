@@ -616,7 +616,7 @@ class Conversation:
         td = self.session.get("turn_detection")
         return not (isinstance(td, Mapping) and td.get("interrupt_response") is False)
 
-    def _on_speech_started(self, e: ev.SpeechStarted, t: float) -> None:
+    def _on_speech_started(self, e: ev.InputAudioBufferSpeechStarted, t: float) -> None:
         if self._interrupts():
             if self._open:
                 # The server stops this response (interrupt_response); it may send no done.
@@ -632,15 +632,15 @@ class Conversation:
             self._turn = _Turn()  # a new utterance after the previous one ended
         self._turn.item_id = e.item_id or self._turn.item_id
 
-    def _on_speech_stopped(self, e: ev.SpeechStopped, t: float) -> None:
+    def _on_speech_stopped(self, e: ev.InputAudioBufferSpeechStopped, t: float) -> None:
         self._turn.speech_stopped_at = t
         self._turn.item_id = e.item_id or self._turn.item_id
 
-    def _on_committed(self, e: ev.AudioBufferCommitted, t: float) -> None:
+    def _on_committed(self, e: ev.InputAudioBufferCommitted, t: float) -> None:
         self._turn.committed_at = t
         self._turn.item_id = e.item_id or self._turn.item_id
 
-    def _on_item_created(self, e: ev.ItemCreated, t: float) -> None:
+    def _on_item_created(self, e: ev.ConversationItemCreated, t: float) -> None:
         item = e.item
         if item is None or item.type != "message" or item.role != "user":
             return
@@ -661,7 +661,7 @@ class Conversation:
             self._turn.transcript = text
             self._set_user(item.id, text, True)
 
-    def _on_user_delta(self, e: ev.InputTranscriptionDelta, t: float) -> None:
+    def _on_user_delta(self, e: ev.ConversationItemInputAudioTranscriptionDelta, t: float) -> None:
         key = ("user", e.item_id)
         idx = self._history_index.get(key)
         if idx is not None and self.history[idx].final:
@@ -674,7 +674,9 @@ class Conversation:
         self._set_user(e.item_id, text, False)
         self._out.append(UserTranscript(e.item_id, text, False))
 
-    def _on_user_completed(self, e: ev.InputTranscriptionCompleted, t: float) -> None:
+    def _on_user_completed(
+        self, e: ev.ConversationItemInputAudioTranscriptionCompleted, t: float
+    ) -> None:
         text = e.transcript or ""
         self._set_user(e.item_id, text, True)
         for turn in (self._turn, self._last_turn):
@@ -748,13 +750,13 @@ class Conversation:
     def _on_response_event(self, e: Any, t: float) -> None:
         self._resp(e.response_id, t)
 
-    def _on_output_item(self, e: ev.OutputItemAdded, t: float) -> None:
+    def _on_output_item(self, e: ev.ResponseOutputItemAdded, t: float) -> None:
         resp = self._resp(e.response_id, t)
         if resp is None or e.item is None:
             return
         self._note_item(resp, e.item)
 
-    def _on_output_item_done(self, e: ev.OutputItemDone, t: float) -> None:
+    def _on_output_item_done(self, e: ev.ResponseOutputItemDone, t: float) -> None:
         resp = self._resp(e.response_id, t)
         if resp is None:
             return
@@ -779,7 +781,7 @@ class Conversation:
         elif item.type == "message" and resp.item_id is None:
             resp.item_id = item.id
 
-    def _on_transcript_delta(self, e: ev.AudioTranscriptDelta, t: float) -> None:
+    def _on_transcript_delta(self, e: ev.ResponseAudioTranscriptDelta, t: float) -> None:
         resp = self._resp(e.response_id, t)
         if resp is None:
             return
@@ -789,7 +791,7 @@ class Conversation:
         resp.transcript += e.delta
         self._assistant(resp, resp.transcript, e.delta, False)
 
-    def _on_transcript_done(self, e: ev.AudioTranscriptDone, t: float) -> None:
+    def _on_transcript_done(self, e: ev.ResponseAudioTranscriptDone, t: float) -> None:
         resp = self._resp(e.response_id, t)
         if resp is None:
             return
@@ -797,7 +799,7 @@ class Conversation:
         resp.transcript_done = e.transcript if e.transcript is not None else resp.transcript
         self._assistant(resp, resp.transcript_done, "", True)
 
-    def _on_text_delta(self, e: ev.TextDelta, t: float) -> None:
+    def _on_text_delta(self, e: ev.ResponseTextDelta, t: float) -> None:
         resp = self._resp(e.response_id, t)
         if resp is None:
             return
@@ -807,7 +809,7 @@ class Conversation:
         resp.text += e.delta
         self._assistant(resp, resp.text, e.delta, False)
 
-    def _on_text_done(self, e: ev.TextDone, t: float) -> None:
+    def _on_text_done(self, e: ev.ResponseTextDone, t: float) -> None:
         resp = self._resp(e.response_id, t)
         if resp is None:
             return
@@ -820,7 +822,7 @@ class Conversation:
         self._set_history(key, "assistant", resp.item_id, text, final)
         self._out.append(AssistantTranscript(resp.id, resp.item_id, text, delta, final))
 
-    def _on_audio_delta(self, e: ev.AudioDelta, t: float) -> None:
+    def _on_audio_delta(self, e: ev.ResponseAudioDelta, t: float) -> None:
         resp = self._resp(e.response_id, t)
         if resp is None or not e.audio:
             return
@@ -834,7 +836,7 @@ class Conversation:
             self._playback_end = max(self._playback_end, t) + seconds
             self._playback_id = resp.id
 
-    def _on_audio_done(self, e: ev.AudioDone, t: float) -> None:
+    def _on_audio_done(self, e: ev.ResponseAudioDone, t: float) -> None:
         resp = self._resp(e.response_id, t)
         if resp is None:
             return
@@ -842,14 +844,14 @@ class Conversation:
         if resp.cancel_at is not None:
             resp.ended_hint_at = t
 
-    def _on_args_delta(self, e: ev.FunctionCallArgumentsDelta, t: float) -> None:
+    def _on_args_delta(self, e: ev.ResponseFunctionCallArgumentsDelta, t: float) -> None:
         resp = self._resp(e.response_id, t)
         if resp is None:
             return
         call = resp.call(e.call_id, e.item_id)
         call.parts.append(e.delta)
 
-    def _on_args_done(self, e: ev.FunctionCallArgumentsDone, t: float) -> None:
+    def _on_args_done(self, e: ev.ResponseFunctionCallArgumentsDone, t: float) -> None:
         resp = self._resp(e.response_id, t)
         if resp is None:
             return
@@ -1019,25 +1021,25 @@ class Conversation:
 _HANDLERS: dict[type, Callable[[Conversation, Any, float], None]] = {
     ev.SessionCreated: Conversation._on_session_created,
     ev.SessionUpdated: Conversation._on_session_updated,
-    ev.SpeechStarted: Conversation._on_speech_started,
-    ev.SpeechStopped: Conversation._on_speech_stopped,
-    ev.AudioBufferCommitted: Conversation._on_committed,
-    ev.ItemCreated: Conversation._on_item_created,
-    ev.InputTranscriptionDelta: Conversation._on_user_delta,
-    ev.InputTranscriptionCompleted: Conversation._on_user_completed,
+    ev.InputAudioBufferSpeechStarted: Conversation._on_speech_started,
+    ev.InputAudioBufferSpeechStopped: Conversation._on_speech_stopped,
+    ev.InputAudioBufferCommitted: Conversation._on_committed,
+    ev.ConversationItemCreated: Conversation._on_item_created,
+    ev.ConversationItemInputAudioTranscriptionDelta: Conversation._on_user_delta,
+    ev.ConversationItemInputAudioTranscriptionCompleted: Conversation._on_user_completed,
     ev.ResponseCreated: Conversation._on_response_created,
     ev.ResponseDone: Conversation._on_response_done,
-    ev.OutputItemAdded: Conversation._on_output_item,
-    ev.OutputItemDone: Conversation._on_output_item_done,
-    ev.AudioTranscriptDelta: Conversation._on_transcript_delta,
-    ev.AudioTranscriptDone: Conversation._on_transcript_done,
-    ev.AudioDelta: Conversation._on_audio_delta,
-    ev.AudioDone: Conversation._on_audio_done,
-    ev.TextDelta: Conversation._on_text_delta,
-    ev.TextDone: Conversation._on_text_done,
-    ev.FunctionCallArgumentsDelta: Conversation._on_args_delta,
-    ev.FunctionCallArgumentsDone: Conversation._on_args_done,
-    ev.ContentPartAdded: Conversation._on_response_event,
-    ev.ContentPartDone: Conversation._on_response_event,
+    ev.ResponseOutputItemAdded: Conversation._on_output_item,
+    ev.ResponseOutputItemDone: Conversation._on_output_item_done,
+    ev.ResponseAudioTranscriptDelta: Conversation._on_transcript_delta,
+    ev.ResponseAudioTranscriptDone: Conversation._on_transcript_done,
+    ev.ResponseAudioDelta: Conversation._on_audio_delta,
+    ev.ResponseAudioDone: Conversation._on_audio_done,
+    ev.ResponseTextDelta: Conversation._on_text_delta,
+    ev.ResponseTextDone: Conversation._on_text_done,
+    ev.ResponseFunctionCallArgumentsDelta: Conversation._on_args_delta,
+    ev.ResponseFunctionCallArgumentsDone: Conversation._on_args_done,
+    ev.ResponseContentPartAdded: Conversation._on_response_event,
+    ev.ResponseContentPartDone: Conversation._on_response_event,
     ev.ErrorEvent: Conversation._on_error,
 }

@@ -29,38 +29,42 @@ except ImportError:  # the stdlib's binascii does the same work, slower
 
 __all__ = [
     "SERVER_EVENT_TYPES",
-    "AudioBufferCleared",
-    "AudioBufferCommitted",
-    "AudioDelta",
-    "AudioDone",
-    "AudioTranscriptDelta",
-    "AudioTranscriptDone",
     "ClientEvent",
     "ContentPart",
-    "ContentPartAdded",
-    "ContentPartDone",
     "ConversationItemCreate",
+    "ConversationItemCreated",
+    "ConversationItemInputAudioTranscriptionCompleted",
+    "ConversationItemInputAudioTranscriptionDelta",
+    "ConversationItemInputAudioTranscriptionFailed",
     "ErrorDetail",
     "ErrorEvent",
-    "FunctionCallArgumentsDelta",
-    "FunctionCallArgumentsDone",
     "InputAudioBufferAppend",
     "InputAudioBufferClear",
+    "InputAudioBufferCleared",
     "InputAudioBufferCommit",
+    "InputAudioBufferCommitted",
+    "InputAudioBufferSpeechStarted",
+    "InputAudioBufferSpeechStopped",
     "InputImageBufferAppend",
-    "InputTranscriptionCompleted",
-    "InputTranscriptionDelta",
-    "InputTranscriptionFailed",
     "Item",
-    "ItemCreated",
     "LegacyChoices",
-    "OutputItemAdded",
-    "OutputItemDone",
     "Response",
+    "ResponseAudioDelta",
+    "ResponseAudioDone",
+    "ResponseAudioTranscriptDelta",
+    "ResponseAudioTranscriptDone",
     "ResponseCancel",
+    "ResponseContentPartAdded",
+    "ResponseContentPartDone",
     "ResponseCreate",
     "ResponseCreated",
     "ResponseDone",
+    "ResponseFunctionCallArgumentsDelta",
+    "ResponseFunctionCallArgumentsDone",
+    "ResponseOutputItemAdded",
+    "ResponseOutputItemDone",
+    "ResponseTextDelta",
+    "ResponseTextDone",
     "ServerEvent",
     "SessionCreated",
     "SessionFinish",
@@ -68,10 +72,6 @@ __all__ = [
     "SessionInfo",
     "SessionUpdate",
     "SessionUpdated",
-    "SpeechStarted",
-    "SpeechStopped",
-    "TextDelta",
-    "TextDone",
     "UnknownEvent",
     "Usage",
     "decode",
@@ -413,7 +413,7 @@ class SessionFinished(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class SpeechStarted(_Server):
+class InputAudioBufferSpeechStarted(_Server):
     """``input_audio_buffer.speech_started`` (VAD mode)."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.speech_started"
@@ -424,7 +424,7 @@ class SpeechStarted(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class SpeechStopped(_Server):
+class InputAudioBufferSpeechStopped(_Server):
     """``input_audio_buffer.speech_stopped`` (VAD mode)."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.speech_stopped"
@@ -435,7 +435,7 @@ class SpeechStopped(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class AudioBufferCommitted(_Server):
+class InputAudioBufferCommitted(_Server):
     """``input_audio_buffer.committed`` (``previous_item_id`` is not documented for Qwen)."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.committed"
@@ -446,7 +446,7 @@ class AudioBufferCommitted(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class AudioBufferCleared(_Server):
+class InputAudioBufferCleared(_Server):
     """``input_audio_buffer.cleared``."""
 
     TYPE: ClassVar[str] = "input_audio_buffer.cleared"
@@ -455,7 +455,7 @@ class AudioBufferCleared(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class ItemCreated(_Server):
+class ConversationItemCreated(_Server):
     """``conversation.item.created`` (``previous_item_id`` is not documented for Qwen)."""
 
     TYPE: ClassVar[str] = "conversation.item.created"
@@ -466,7 +466,7 @@ class ItemCreated(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class InputTranscriptionDelta(_Server):
+class ConversationItemInputAudioTranscriptionDelta(_Server):
     """``...input_audio_transcription.delta``: ``text`` (final) + ``stash`` (provisional)."""
 
     TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.delta"
@@ -487,7 +487,7 @@ class InputTranscriptionDelta(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class InputTranscriptionCompleted(_Server):
+class ConversationItemInputAudioTranscriptionCompleted(_Server):
     """``...input_audio_transcription.completed``: the user's final transcript."""
 
     TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.completed"
@@ -499,7 +499,7 @@ class InputTranscriptionCompleted(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class InputTranscriptionFailed(_Server):
+class ConversationItemInputAudioTranscriptionFailed(_Server):
     """``...input_audio_transcription.failed``."""
 
     TYPE: ClassVar[str] = "conversation.item.input_audio_transcription.failed"
@@ -531,7 +531,7 @@ class ResponseDone(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class OutputItemAdded(_Server):
+class ResponseOutputItemAdded(_Server):
     """``response.output_item.added``."""
 
     TYPE: ClassVar[str] = "response.output_item.added"
@@ -543,7 +543,7 @@ class OutputItemAdded(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class OutputItemDone(_Server):
+class ResponseOutputItemDone(_Server):
     """``response.output_item.done``."""
 
     TYPE: ClassVar[str] = "response.output_item.done"
@@ -555,7 +555,7 @@ class OutputItemDone(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class ContentPartAdded(_Server):
+class ResponseContentPartAdded(_Server):
     """``response.content_part.added``."""
 
     TYPE: ClassVar[str] = "response.content_part.added"
@@ -569,7 +569,7 @@ class ContentPartAdded(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class ContentPartDone(_Server):
+class ResponseContentPartDone(_Server):
     """``response.content_part.done``."""
 
     TYPE: ClassVar[str] = "response.content_part.done"
@@ -583,7 +583,7 @@ class ContentPartDone(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class AudioTranscriptDelta(_Server):
+class ResponseAudioTranscriptDelta(_Server):
     """``response.audio_transcript.delta``: text of the spoken answer."""
 
     TYPE: ClassVar[str] = "response.audio_transcript.delta"
@@ -597,7 +597,7 @@ class AudioTranscriptDelta(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class AudioTranscriptDone(_Server):
+class ResponseAudioTranscriptDone(_Server):
     """``response.audio_transcript.done``."""
 
     TYPE: ClassVar[str] = "response.audio_transcript.done"
@@ -615,7 +615,7 @@ def _bytes_repr(b: bytes) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class AudioDelta(_Server):
+class ResponseAudioDelta(_Server):
     """``response.audio.delta``; ``audio`` is the decoded PCM (24 kHz mono PCM16LE by default).
 
     ``raw`` is the frame without its ``delta`` key.
@@ -632,7 +632,7 @@ class AudioDelta(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class AudioDone(_Server):
+class ResponseAudioDone(_Server):
     """``response.audio.done`` (also sent for interrupted/cancelled responses)."""
 
     TYPE: ClassVar[str] = "response.audio.done"
@@ -645,7 +645,7 @@ class AudioDone(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class TextDelta(_Server):
+class ResponseTextDelta(_Server):
     """``response.text.delta`` (text-only output)."""
 
     TYPE: ClassVar[str] = "response.text.delta"
@@ -659,7 +659,7 @@ class TextDelta(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class TextDone(_Server):
+class ResponseTextDone(_Server):
     """``response.text.done``."""
 
     TYPE: ClassVar[str] = "response.text.done"
@@ -673,7 +673,7 @@ class TextDone(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class FunctionCallArgumentsDelta(_Server):
+class ResponseFunctionCallArgumentsDelta(_Server):
     """``response.function_call_arguments.delta`` (qwen3.5 tools)."""
 
     TYPE: ClassVar[str] = "response.function_call_arguments.delta"
@@ -687,7 +687,7 @@ class FunctionCallArgumentsDelta(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class FunctionCallArgumentsDone(_Server):
+class ResponseFunctionCallArgumentsDone(_Server):
     """``response.function_call_arguments.done``: the authoritative tool call."""
 
     TYPE: ClassVar[str] = "response.function_call_arguments.done"
@@ -746,28 +746,28 @@ ServerEvent = (
     | SessionCreated
     | SessionUpdated
     | SessionFinished
-    | SpeechStarted
-    | SpeechStopped
-    | AudioBufferCommitted
-    | AudioBufferCleared
-    | ItemCreated
-    | InputTranscriptionDelta
-    | InputTranscriptionCompleted
-    | InputTranscriptionFailed
+    | InputAudioBufferSpeechStarted
+    | InputAudioBufferSpeechStopped
+    | InputAudioBufferCommitted
+    | InputAudioBufferCleared
+    | ConversationItemCreated
+    | ConversationItemInputAudioTranscriptionDelta
+    | ConversationItemInputAudioTranscriptionCompleted
+    | ConversationItemInputAudioTranscriptionFailed
     | ResponseCreated
     | ResponseDone
-    | OutputItemAdded
-    | OutputItemDone
-    | ContentPartAdded
-    | ContentPartDone
-    | AudioTranscriptDelta
-    | AudioTranscriptDone
-    | AudioDelta
-    | AudioDone
-    | TextDelta
-    | TextDone
-    | FunctionCallArgumentsDelta
-    | FunctionCallArgumentsDone
+    | ResponseOutputItemAdded
+    | ResponseOutputItemDone
+    | ResponseContentPartAdded
+    | ResponseContentPartDone
+    | ResponseAudioTranscriptDelta
+    | ResponseAudioTranscriptDone
+    | ResponseAudioDelta
+    | ResponseAudioDone
+    | ResponseTextDelta
+    | ResponseTextDone
+    | ResponseFunctionCallArgumentsDelta
+    | ResponseFunctionCallArgumentsDone
     | UnknownEvent
     | LegacyChoices
 )
@@ -801,8 +801,8 @@ def _response(v: Any) -> Response:
     return Response.from_wire(v) if type(v) is dict else Response()
 
 
-def _fc_done(d: dict[str, Any]) -> FunctionCallArgumentsDone:
-    return FunctionCallArgumentsDone(
+def _fc_done(d: dict[str, Any]) -> ResponseFunctionCallArgumentsDone:
+    return ResponseFunctionCallArgumentsDone(
         event_id=_str(d.get("event_id")),
         response_id=_str(d.get("response_id")),
         item_id=_str(d.get("item_id")),
@@ -814,7 +814,7 @@ def _fc_done(d: dict[str, Any]) -> FunctionCallArgumentsDone:
     )
 
 
-def _audio_delta_slow(d: dict[str, Any]) -> AudioDelta:
+def _audio_delta_slow(d: dict[str, Any]) -> ResponseAudioDelta:
     delta = d.pop("delta", None)
     if delta is None:
         pcm = b""
@@ -828,10 +828,10 @@ def _audio_delta_slow(d: dict[str, Any]) -> AudioDelta:
     return _new_audio_delta(d, pcm)
 
 
-def _new_audio_delta(d: dict[str, Any], pcm: bytes) -> AudioDelta:
+def _new_audio_delta(d: dict[str, Any], pcm: bytes) -> ResponseAudioDelta:
     # Same values as the attrs __init__ with _str/_int, set through the slot descriptors with
     # the type checks inlined: about half the cost on this hot path.
-    ev: AudioDelta = _new(AudioDelta)
+    ev: ResponseAudioDelta = _new(ResponseAudioDelta)
     get = d.get
     v = get("event_id")
     _ad_event_id(ev, v if type(v) is str else None)
@@ -850,7 +850,7 @@ def _new_audio_delta(d: dict[str, Any], pcm: bytes) -> AudioDelta:
 
 _new: Any = object.__new__
 _slot_set: dict[str, Any] = {
-    f.name: AudioDelta.__dict__[f.name].__set__ for f in attrs.fields(AudioDelta)
+    f.name: ResponseAudioDelta.__dict__[f.name].__set__ for f in attrs.fields(ResponseAudioDelta)
 }
 _ad_event_id = _slot_set["event_id"]
 _ad_response_id = _slot_set["response_id"]
@@ -859,7 +859,7 @@ _ad_output_index = _slot_set["output_index"]
 _ad_content_index = _slot_set["content_index"]
 _ad_audio = _slot_set["audio"]
 _ad_raw = _slot_set["raw"]
-assert len(_slot_set) == 7, "update _new_audio_delta when AudioDelta changes"
+assert len(_slot_set) == 7, "update _new_audio_delta when ResponseAudioDelta changes"
 
 
 _BUILDERS: dict[str, _Builder] = {
@@ -873,46 +873,48 @@ _BUILDERS: dict[str, _Builder] = {
         event_id=_str(d.get("event_id")), session=_session(d.get("session")), raw=d
     ),
     "session.finished": lambda d: SessionFinished(event_id=_str(d.get("event_id")), raw=d),
-    "input_audio_buffer.speech_started": lambda d: SpeechStarted(
+    "input_audio_buffer.speech_started": lambda d: InputAudioBufferSpeechStarted(
         event_id=_str(d.get("event_id")),
         audio_start_ms=_int(d.get("audio_start_ms")),
         item_id=_str(d.get("item_id")),
         raw=d,
     ),
-    "input_audio_buffer.speech_stopped": lambda d: SpeechStopped(
+    "input_audio_buffer.speech_stopped": lambda d: InputAudioBufferSpeechStopped(
         event_id=_str(d.get("event_id")),
         audio_end_ms=_int(d.get("audio_end_ms")),
         item_id=_str(d.get("item_id")),
         raw=d,
     ),
-    "input_audio_buffer.committed": lambda d: AudioBufferCommitted(
+    "input_audio_buffer.committed": lambda d: InputAudioBufferCommitted(
         event_id=_str(d.get("event_id")),
         item_id=_str(d.get("item_id")),
         previous_item_id=_str(d.get("previous_item_id")),
         raw=d,
     ),
-    "input_audio_buffer.cleared": lambda d: AudioBufferCleared(
+    "input_audio_buffer.cleared": lambda d: InputAudioBufferCleared(
         event_id=_str(d.get("event_id")), raw=d
     ),
-    "conversation.item.created": lambda d: ItemCreated(
+    "conversation.item.created": lambda d: ConversationItemCreated(
         event_id=_str(d.get("event_id")),
         item=_item(d.get("item")),
         previous_item_id=_str(d.get("previous_item_id")),
         raw=d,
     ),
-    "conversation.item.input_audio_transcription.delta": lambda d: InputTranscriptionDelta(
-        event_id=_str(d.get("event_id")),
-        item_id=_str(d.get("item_id")),
-        content_index=_int(d.get("content_index")),
-        text=_str(d.get("text")),
-        stash=_str(d.get("stash")),
-        language=_str(d.get("language")),
-        emotion=_str(d.get("emotion")),
-        delta=_str(d.get("delta")),
-        raw=d,
+    "conversation.item.input_audio_transcription.delta": lambda d: (
+        ConversationItemInputAudioTranscriptionDelta(
+            event_id=_str(d.get("event_id")),
+            item_id=_str(d.get("item_id")),
+            content_index=_int(d.get("content_index")),
+            text=_str(d.get("text")),
+            stash=_str(d.get("stash")),
+            language=_str(d.get("language")),
+            emotion=_str(d.get("emotion")),
+            delta=_str(d.get("delta")),
+            raw=d,
+        )
     ),
     "conversation.item.input_audio_transcription.completed": (
-        lambda d: InputTranscriptionCompleted(
+        lambda d: ConversationItemInputAudioTranscriptionCompleted(
             event_id=_str(d.get("event_id")),
             item_id=_str(d.get("item_id")),
             content_index=_int(d.get("content_index")),
@@ -920,12 +922,14 @@ _BUILDERS: dict[str, _Builder] = {
             raw=d,
         )
     ),
-    "conversation.item.input_audio_transcription.failed": lambda d: InputTranscriptionFailed(
-        event_id=_str(d.get("event_id")),
-        item_id=_str(d.get("item_id")),
-        content_index=_int(d.get("content_index")),
-        error=_error(d.get("error")),
-        raw=d,
+    "conversation.item.input_audio_transcription.failed": lambda d: (
+        ConversationItemInputAudioTranscriptionFailed(
+            event_id=_str(d.get("event_id")),
+            item_id=_str(d.get("item_id")),
+            content_index=_int(d.get("content_index")),
+            error=_error(d.get("error")),
+            raw=d,
+        )
     ),
     "response.created": lambda d: ResponseCreated(
         event_id=_str(d.get("event_id")), response=_response(d.get("response")), raw=d
@@ -933,37 +937,39 @@ _BUILDERS: dict[str, _Builder] = {
     "response.done": lambda d: ResponseDone(
         event_id=_str(d.get("event_id")), response=_response(d.get("response")), raw=d
     ),
-    "response.output_item.added": lambda d: OutputItemAdded(
+    "response.output_item.added": lambda d: ResponseOutputItemAdded(
         event_id=_str(d.get("event_id")),
         response_id=_str(d.get("response_id")),
         output_index=_int(d.get("output_index")),
         item=_item(d.get("item")),
         raw=d,
     ),
-    "response.output_item.done": lambda d: OutputItemDone(
+    "response.output_item.done": lambda d: ResponseOutputItemDone(
         event_id=_str(d.get("event_id")),
         response_id=_str(d.get("response_id")),
         output_index=_int(d.get("output_index")),
         item=_item(d.get("item")),
         raw=d,
     ),
-    "response.content_part.added": lambda d: ContentPartAdded(
+    "response.content_part.added": lambda d: ResponseContentPartAdded(
         **_ids(d), part=_part(d.get("part")), raw=d
     ),
-    "response.content_part.done": lambda d: ContentPartDone(
+    "response.content_part.done": lambda d: ResponseContentPartDone(
         **_ids(d), part=_part(d.get("part")), raw=d
     ),
-    "response.audio_transcript.delta": lambda d: AudioTranscriptDelta(
+    "response.audio_transcript.delta": lambda d: ResponseAudioTranscriptDelta(
         **_ids(d), delta=_str(d.get("delta")) or "", raw=d
     ),
-    "response.audio_transcript.done": lambda d: AudioTranscriptDone(
+    "response.audio_transcript.done": lambda d: ResponseAudioTranscriptDone(
         **_ids(d), transcript=_str(d.get("transcript")), raw=d
     ),
     "response.audio.delta": _audio_delta_slow,
-    "response.audio.done": lambda d: AudioDone(**_ids(d), raw=d),
-    "response.text.delta": lambda d: TextDelta(**_ids(d), delta=_str(d.get("delta")) or "", raw=d),
-    "response.text.done": lambda d: TextDone(**_ids(d), text=_str(d.get("text")), raw=d),
-    "response.function_call_arguments.delta": lambda d: FunctionCallArgumentsDelta(
+    "response.audio.done": lambda d: ResponseAudioDone(**_ids(d), raw=d),
+    "response.text.delta": lambda d: ResponseTextDelta(
+        **_ids(d), delta=_str(d.get("delta")) or "", raw=d
+    ),
+    "response.text.done": lambda d: ResponseTextDone(**_ids(d), text=_str(d.get("text")), raw=d),
+    "response.function_call_arguments.delta": lambda d: ResponseFunctionCallArgumentsDelta(
         event_id=_str(d.get("event_id")),
         response_id=_str(d.get("response_id")),
         item_id=_str(d.get("item_id")),
@@ -982,28 +988,28 @@ SERVER_EVENT_TYPES: Mapping[str, type] = {
         SessionCreated,
         SessionUpdated,
         SessionFinished,
-        SpeechStarted,
-        SpeechStopped,
-        AudioBufferCommitted,
-        AudioBufferCleared,
-        ItemCreated,
-        InputTranscriptionDelta,
-        InputTranscriptionCompleted,
-        InputTranscriptionFailed,
+        InputAudioBufferSpeechStarted,
+        InputAudioBufferSpeechStopped,
+        InputAudioBufferCommitted,
+        InputAudioBufferCleared,
+        ConversationItemCreated,
+        ConversationItemInputAudioTranscriptionDelta,
+        ConversationItemInputAudioTranscriptionCompleted,
+        ConversationItemInputAudioTranscriptionFailed,
         ResponseCreated,
         ResponseDone,
-        OutputItemAdded,
-        OutputItemDone,
-        ContentPartAdded,
-        ContentPartDone,
-        AudioTranscriptDelta,
-        AudioTranscriptDone,
-        AudioDelta,
-        AudioDone,
-        TextDelta,
-        TextDone,
-        FunctionCallArgumentsDelta,
-        FunctionCallArgumentsDone,
+        ResponseOutputItemAdded,
+        ResponseOutputItemDone,
+        ResponseContentPartAdded,
+        ResponseContentPartDone,
+        ResponseAudioTranscriptDelta,
+        ResponseAudioTranscriptDone,
+        ResponseAudioDelta,
+        ResponseAudioDone,
+        ResponseTextDelta,
+        ResponseTextDone,
+        ResponseFunctionCallArgumentsDelta,
+        ResponseFunctionCallArgumentsDone,
     )
 }
 assert set(SERVER_EVENT_TYPES) == set(_BUILDERS)
@@ -1171,7 +1177,7 @@ def _split(text: Any, k: tuple[Any, ...]) -> tuple[Any, Any] | None:
     return rest, text[vs:ve]
 
 
-def _finish(rest: str, pcm: bytes) -> AudioDelta | None:
+def _finish(rest: str, pcm: bytes) -> ResponseAudioDelta | None:
     try:
         # The C scanner without json.loads' regex whitespace handling; measurably cheaper here.
         start = 0 if rest[:1] == "{" else len(rest) - len(rest.lstrip(_WS))
@@ -1186,7 +1192,7 @@ def _finish(rest: str, pcm: bytes) -> AudioDelta | None:
     return _new_audio_delta(d, pcm)
 
 
-def _decode_audio_fast(text: str) -> AudioDelta | None:
+def _decode_audio_fast(text: str) -> ResponseAudioDelta | None:
     """Decode a ``response.audio.delta`` without running the JSON scanner over the base64.
 
     Returns None (the caller takes the plain route) whenever anything is unusual.
@@ -1198,7 +1204,7 @@ def _decode_audio_fast(text: str) -> AudioDelta | None:
     return None if pcm is None else _finish(parts[0], pcm)
 
 
-def _decode_audio_fast_bytes(data: bytes) -> AudioDelta | None:
+def _decode_audio_fast_bytes(data: bytes) -> ResponseAudioDelta | None:
     """:func:`_decode_audio_fast` on UTF-8 bytes: only the small rest is UTF-8 decoded (the
     base64 part is proven ASCII by :func:`_a2b_exact`)."""
     parts = _split(data, _K_BYTES)
@@ -1221,7 +1227,7 @@ def decode(frame: str | bytes) -> ServerEvent:
     non-object, invalid UTF-8 or bad base64 audio. Audio deltas take a fast path; passing the
     raw ``bytes`` of the WebSocket frame is cheapest (no UTF-8 decode of the audio).
     """
-    ev: AudioDelta | None = None
+    ev: ResponseAudioDelta | None = None
     if type(frame) is str:
         if len(frame) > 512:  # audio deltas; small frames go straight to the plain route
             ev = _decode_audio_fast(frame)

@@ -293,27 +293,27 @@ class Session:
 
     def on_audio_delta(self, fn: F) -> F:
         """``fn(ev)`` for each ``response.audio.delta``: ``ev.audio`` is PCM16LE mono bytes."""
-        return self.on(ev.AudioDelta, fn)
+        return self.on(ev.ResponseAudioDelta, fn)
 
     def on_text_delta(self, fn: F) -> F:
         """``fn(ev)`` for each ``response.text.delta`` (text-only output): ``ev.delta``."""
-        return self.on(ev.TextDelta, fn)
+        return self.on(ev.ResponseTextDelta, fn)
 
     def on_transcript_delta(self, fn: F) -> F:
         """``fn(ev)`` for each ``response.audio_transcript.delta``: text of the spoken answer."""
-        return self.on(ev.AudioTranscriptDelta, fn)
+        return self.on(ev.ResponseAudioTranscriptDelta, fn)
 
     def on_input_transcript(self, fn: F) -> F:
         """``fn(ev)`` with the final transcript of the user's speech (``ev.transcript``)."""
-        return self.on(ev.InputTranscriptionCompleted, fn)
+        return self.on(ev.ConversationItemInputAudioTranscriptionCompleted, fn)
 
     def on_speech_started(self, fn: F) -> F:
         """``fn(ev)`` when the server VAD hears the user start; flush your playback here."""
-        return self.on(ev.SpeechStarted, fn)
+        return self.on(ev.InputAudioBufferSpeechStarted, fn)
 
     def on_speech_stopped(self, fn: F) -> F:
         """``fn(ev)`` when the server VAD hears the user stop."""
-        return self.on(ev.SpeechStopped, fn)
+        return self.on(ev.InputAudioBufferSpeechStopped, fn)
 
     def on_response_done(self, fn: F) -> F:
         """``fn(reply)`` when a response ends, with the whole :class:`Reply` (text, audio...)."""

@@ -21,10 +21,10 @@ from dashscope_rt import events as ev
 from dashscope_rt.errors import InvalidInput, ProtocolError
 from dashscope_rt.events import (
     SERVER_EVENT_TYPES,
-    AudioDelta,
     ConversationItemCreate,
     InputAudioBufferAppend,
     LegacyChoices,
+    ResponseAudioDelta,
     ResponseCreate,
     UnknownEvent,
     decode,
@@ -237,7 +237,7 @@ def test_audio_delta_repr_shows_length_not_audio() -> None:
     pcm = bytes(range(256)) * 20
     frame = json.dumps({"type": "response.audio.delta", "delta": base64.b64encode(pcm).decode()})
     event = _decode(frame)
-    assert isinstance(event, AudioDelta) and event.audio == pcm
+    assert isinstance(event, ResponseAudioDelta) and event.audio == pcm
     assert "<5120 bytes>" in repr(event) and "AAEC" not in repr(event)
     assert "raw" not in repr(event)
 
@@ -639,7 +639,7 @@ def _check_fast_path_equals_json_loads_route(frame: str, as_bytes: bool) -> None
         d = json.loads(frame)
         assert fast.audio == base64.b64decode(d["delta"])
         assert fast.raw == {k: v for k, v in d.items() if k != "delta"}
-    if slow is not ProtocolError and slow[0] is AudioDelta:
+    if slow is not ProtocolError and slow[0] is ResponseAudioDelta:
         d = json.loads(frame)
         expected = b"" if d.get("delta") is None else base64.b64decode(d["delta"])
         assert slow[1].audio == expected
@@ -695,7 +695,7 @@ def test_bytes_like_frames() -> None:
     frame = json.dumps({"type": "response.audio.delta", "delta": base64.b64encode(pcm).decode()})
     for data in (frame, frame.encode(), bytearray(frame.encode()), memoryview(frame.encode())):
         event = _decode(data)
-        assert isinstance(event, AudioDelta) and event.audio == pcm
+        assert isinstance(event, ResponseAudioDelta) and event.audio == pcm
     with pytest.raises(ProtocolError):
         _decode(frame.encode()[:-3] + b'\xff"}')
 

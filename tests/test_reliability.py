@@ -61,7 +61,7 @@ class Probe:
         session.on_event(self.events.append)
         session.on("response.done", self._done)
 
-    def _audio(self, e: ev.AudioDelta) -> None:
+    def _audio(self, e: ev.ResponseAudioDelta) -> None:
         self.audio.append(e.audio)
         if len(self.audio) >= self.audio_target:
             self.got_audio.set()
@@ -294,7 +294,7 @@ def test_slow_handler_does_not_stop_the_connection() -> None:
         stuck = threading.Event()  # never set: the handler waits out its full timeout
         with session_on(sim, ping_interval=0.1, ping_timeout=0.3) as (s, probe):
 
-            def slow(e: ev.AudioDelta) -> None:
+            def slow(e: ev.ResponseAudioDelta) -> None:
                 if len(probe.audio) == 1:
                     stuck.wait(1.5)
 
@@ -317,7 +317,7 @@ def test_raising_handler_goes_to_on_error_and_the_session_goes_on() -> None:
         with session_on(sim) as (s, probe):
             calls: list[int] = []
 
-            def bad(e: ev.AudioDelta) -> None:
+            def bad(e: ev.ResponseAudioDelta) -> None:
                 calls.append(1)
                 if len(calls) == 2:
                     raise boom
@@ -338,7 +338,7 @@ def test_close_from_a_handler_does_not_deadlock() -> None:
         with session_on(sim) as (s, probe):
             returned = threading.Event()
 
-            def closer(e: ev.AudioDelta) -> None:
+            def closer(e: ev.ResponseAudioDelta) -> None:
                 s.close()
                 returned.set()
 

@@ -241,8 +241,8 @@ def test_raising_handler_goes_to_on_error_and_the_session_goes_on(sim: Simulator
     errors: list[BaseException] = []
     with make(sim, config=MANUAL) as s:
 
-        @s.on(ev.AudioDelta)
-        def boom(e: ev.AudioDelta) -> None:
+        @s.on(ev.ResponseAudioDelta)
+        def boom(e: ev.ResponseAudioDelta) -> None:
             raise ValueError("handler bug")
 
         s.on_error(errors.append)

@@ -299,7 +299,7 @@ def test_slow_handler_does_not_stall_pings_or_reading(sim: Simulator) -> None:
     with make(sim) as s:
 
         @s.on_audio_delta
-        def slow(e: ev.AudioDelta) -> None:
+        def slow(e: ev.ResponseAudioDelta) -> None:
             deltas.append(len(e.audio))
             entered.set()
             release.wait(10)
