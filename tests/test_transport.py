@@ -24,6 +24,7 @@ from dashscope_rt.errors import (
     TLSError,
 )
 from dashscope_rt.testing import Simulator
+from dashscope_rt._frames import encode_frame
 from dashscope_rt.transport import REGION_URLS, Transport, build_url, redact_url
 
 KEY = "sk-transport-5ecret"
@@ -314,13 +315,16 @@ def test_tls_verified_by_default_and_custom_ca(tmp_path: object) -> None:
         t.join(5)
 
 
-@given(data=st.binary(max_size=9000), key=st.binary(min_size=4, max_size=4))
-def test_fast_masked_frame_is_byte_identical_to_websocket_client(data: bytes, key: bytes) -> None:
+@given(
+    data=st.binary(max_size=70000),
+    key=st.binary(min_size=4, max_size=4),
+    opcode=st.sampled_from([0x1, 0x2, 0x8, 0x9, 0xA]),
+)
+def test_our_frames_are_byte_identical_to_websocket_client(
+    data: bytes, key: bytes, opcode: int
+) -> None:
     from websocket import ABNF
 
-    from dashscope_rt.transport import _Frame
-
-    ours = _Frame(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, data)
-    stock = ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, data)
-    ours.get_mask_key = stock.get_mask_key = lambda n: key
-    assert ours.format() == stock.format()
+    stock = ABNF(1, 0, 0, 0, opcode, 1, data)
+    stock.get_mask_key = lambda n: key
+    assert encode_frame(opcode, data, key) == stock.format()
