@@ -40,7 +40,7 @@ from .errors import (
     TooManyRequests,
 )
 
-__all__ = ["ProxySetting", "dial", "pick_proxy", "redact_url"]
+__all__ = ["ProxySetting", "dial", "pick_proxy", "proxy_secrets", "redact_url"]
 
 ProxySetting = str | Literal[False] | None
 """``None``: from ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY``; ``False``: never; or a URL."""
@@ -107,6 +107,14 @@ def pick_proxy(url: str, proxy: ProxySetting) -> str | None:
     return value
 
 
+def proxy_secrets(proxy: str | None) -> list[str]:
+    """The password of a proxy URL and the credentials sent for it, for the redactor."""
+    if proxy is None:
+        return []
+    via = _Proxy(proxy)
+    return [s for s in (via.password, via.auth) if s]
+
+
 class _Proxy:
     def __init__(self, value: str) -> None:
         text = value if "://" in value else "http://" + value
@@ -124,10 +132,11 @@ class _Proxy:
         self.host = parts.hostname
         self.port = port or 80
         self.auth: str | None = None
+        self.password = urllib.parse.unquote(parts.password or "")
         if parts.username is not None:
             user = urllib.parse.unquote(parts.username)
-            password = urllib.parse.unquote(parts.password or "")
-            self.auth = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            credentials = f"{user}:{self.password}".encode()
+            self.auth = base64.b64encode(credentials).decode("ascii")
 
 
 # -- the deadline -------------------------------------------------------------------------------
@@ -188,20 +197,20 @@ def dial(
     region: str | None = None,
     ca_file: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
-    proxy: ProxySetting = None,
+    proxy: str | None = None,
 ) -> socket.socket:
     """An upgraded WebSocket connection to ``url``, or the ConnectError that fits.
 
-    The whole of it (TCP, the proxy's CONNECT, TLS, the upgrade) takes at most ``timeout``
-    seconds; only the DNS lookup is left to the system resolver's own timeout.
+    ``proxy`` is the HTTP proxy to tunnel through (see :func:`pick_proxy`), None for a direct
+    connection. The whole of it (TCP, the proxy's CONNECT, TLS, the upgrade) takes at most
+    ``timeout`` seconds; only the DNS lookup is left to the system resolver's own timeout.
     """
     safe_url = redact_url(url)
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     secure = parts.scheme == "wss"
     port = parts.port or (443 if secure else 80)
-    proxy_url = pick_proxy(url, proxy)
-    via = _Proxy(proxy_url) if proxy_url is not None else None
+    via = _Proxy(proxy) if proxy is not None else None
     deadline = _Deadline(timeout, safe_url)
     sock = _tcp(via.host if via else host, via.port if via else port, deadline, safe_url)
     failure: ConnectError | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 
 import numpy as np
 
@@ -77,14 +78,17 @@ class FrameReader:
         self._parts: list[bytes] = []
         self._part_op = 0
         self._part_size = 0
+        self._until: float | None = None
 
-    def read(self) -> tuple[int, bytes]:
+    def read(self, until: float | None = None) -> tuple[int, bytes]:
         """The next message or control frame.
 
-        Raises ``TimeoutError`` when the socket's timeout expires (a partly received frame is
-        kept for the next call), ``EOFError`` at the end of the stream, :class:`BadFrame` and
+        Raises ``TimeoutError`` when the socket's timeout expires, or at ``until`` (a
+        ``time.monotonic()`` value) however slowly bytes arrive; a partly received frame is kept
+        for the next call. Raises ``EOFError`` at the end of the stream, :class:`BadFrame` and
         :class:`~dashscope_rt.errors.FrameTooLarge`.
         """
+        self._until = until
         while True:
             fin, opcode, payload = self._frame()
             if opcode in _CONTROL:
@@ -144,6 +148,11 @@ class FrameReader:
             self._fill(1)
 
     def _fill(self, need: int) -> None:
+        if self._until is not None:
+            left = self._until - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self._sock.settimeout(left)
         chunk = self._sock.recv(min(max(need, _RECV_SIZE), _MAX_RECV))
         if not chunk:
             raise EOFError("the peer closed the stream")

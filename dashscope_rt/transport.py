@@ -21,7 +21,7 @@ import threading
 import urllib.parse
 from collections.abc import Mapping
 
-from ._dial import ProxySetting, dial, redact_url
+from ._dial import ProxySetting, dial, pick_proxy, proxy_secrets, redact_url
 from ._frames import (
     OP_BINARY,
     OP_CLOSE,
@@ -128,9 +128,12 @@ class Transport:
 
         ``headers`` may hold the key; it appears in no message, nor does anything the server or
         a proxy sends back. Redirects are not followed, so the ``Authorization`` header never
-        reaches another host. ``proxy``: see :func:`~dashscope_rt._dial.pick_proxy`.
+        reaches another host. ``proxy``: an ``http://[user:password@]host:port`` URL, False for
+        none, None (default) for ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY`` from the
+        environment; loopback hosts are never proxied.
         """
-        redactor = Redactor.from_headers(headers)
+        proxy_url = pick_proxy(url, proxy)
+        redactor = Redactor.from_headers(headers, extra=proxy_secrets(proxy_url))
         sock = dial(
             url,
             headers=headers,
@@ -139,7 +142,7 @@ class Transport:
             region=region,
             ca_file=ca_file,
             ssl_context=ssl_context,
-            proxy=proxy,
+            proxy=proxy_url,
         )
         return cls(sock, url, redactor=redactor, max_frame_bytes=max_frame_bytes)
 
@@ -170,8 +173,11 @@ class Transport:
         with contextlib.suppress(OSError):
             self._sock.settimeout(timeout)
 
-    def recv(self) -> tuple[int, bytes] | None:
+    def recv(self, until: float | None = None) -> tuple[int, bytes] | None:
         """Next message (text or binary) or pong as ``(opcode, payload)``; None on a timeout.
+
+        ``until`` (a ``time.monotonic()`` value) is a deadline that holds however slowly the
+        bytes of a frame arrive; it leaves the socket's timeout changed.
 
         Pings are answered here. A close frame, EOF or socket error raises
         :class:`~dashscope_rt.errors.ConnectionClosed`; a message over ``max_frame_bytes``
@@ -180,7 +186,7 @@ class Transport:
         """
         while True:
             try:
-                opcode, data = self._reader.read()
+                opcode, data = self._reader.read(until)
             except TimeoutError:
                 return None
             except FrameTooLarge as exc:

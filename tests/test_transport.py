@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dashscope_rt._frames import encode_frame
 from dashscope_rt.errors import (
     AuthenticationError,
     ConnectionClosed,
@@ -24,7 +25,6 @@ from dashscope_rt.errors import (
     TLSError,
 )
 from dashscope_rt.testing import Simulator
-from dashscope_rt._frames import encode_frame
 from dashscope_rt.transport import REGION_URLS, Transport, build_url, redact_url
 
 KEY = "sk-transport-5ecret"
