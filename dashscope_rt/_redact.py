@@ -32,6 +32,10 @@ class Redactor:
         # Longest first, so a key's tail never leaves its prefix behind.
         self._text = tuple(sorted((s for s in found if len(s) >= _MIN_SECRET), key=len)[::-1])
         self._data = tuple(s.encode("utf-8") for s in self._text)
+        # A value holding none of the secrets that contain no other one holds none at all.
+        self._probes = tuple(
+            s for s in self._data if not any(o != s and o in s for o in self._data)
+        )
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], extra: Iterable[str] = ()) -> Redactor:
@@ -51,6 +55,8 @@ class Redactor:
 
     def data(self, value: bytes) -> bytes:
         """``value`` (UTF-8 bytes) with every secret masked."""
+        if not any(probe in value for probe in self._probes):
+            return value
         for secret in self._data:
             if secret in value:
                 value = value.replace(secret, MASK.encode())

@@ -17,9 +17,10 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 Script = Callable[[socket.socket], None]
+H = TypeVar("H", bound="Hostile")
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -42,7 +43,7 @@ class Hostile:
         self._acceptor = threading.Thread(target=self._accept, name="hostile-accept", daemon=True)
         self._acceptor.start()
 
-    def __enter__(self) -> Hostile:
+    def __enter__(self: H) -> H:
         return self
 
     def __exit__(self, *exc: object) -> None:
