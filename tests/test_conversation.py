@@ -21,16 +21,15 @@ from dashscope_rt.conversation import (
     Conversation,
     CreateFailed,
     Notice,
-    Reply,
     ResponseFinished,
     ResponseStarted,
     SessionReady,
-    ToolCall,
     ToolCallsReady,
     UserTranscript,
 )
 from dashscope_rt.errors import InvalidInput
 from dashscope_rt.models import get_model
+from dashscope_rt.reply import Reply, ToolCall
 
 FLASH = get_model("qwen3-omni-flash-realtime")
 PLUS = get_model("qwen3.5-omni-plus-realtime")

@@ -16,7 +16,6 @@ import pytest
 
 from dashscope_rt import events as ev
 from dashscope_rt.config import ServerVAD, SessionConfig
-from dashscope_rt.conversation import Reply
 from dashscope_rt.errors import (
     AuthenticationError,
     InvalidInput,
@@ -24,7 +23,9 @@ from dashscope_rt.errors import (
     SessionClosed,
     UnsupportedByModel,
 )
-from dashscope_rt.session import Closed, Session
+from dashscope_rt.events import Closed
+from dashscope_rt.reply import Reply
+from dashscope_rt.session import Session
 from dashscope_rt.testing import Simulator, silence, synthesize
 
 FLASH = "qwen3-omni-flash-realtime"
@@ -119,7 +120,7 @@ def test_vad_voice_turn_end_to_end(sim: Simulator) -> None:
         s.on_speech_started(lambda e: seen.append("started"))
         s.on_speech_stopped(lambda e: seen.append("stopped"))
         s.on_transcript_delta(lambda e: seen.append("transcript"))
-        s.on_input_transcript(lambda e: seen.append("input:" + e.transcript))
+        s.on_input_transcript(lambda e: seen.append("input:" + (e.transcript or "")))
 
         @s.on_response_done
         def finished(reply: Reply) -> None:
@@ -211,7 +212,7 @@ def test_text_input_is_refused_where_the_model_has_none(sim: Simulator) -> None:
         with pytest.raises(UnsupportedByModel):
             s.send_text("hi")
         with pytest.raises(UnsupportedByModel):
-            s.ask("hi")
+            s.ask(text="hi")
 
 
 @pytest.mark.timeout(30)
@@ -518,7 +519,7 @@ def test_on_close_with_three_arguments_and_off(sim: Simulator) -> None:
     got: list[tuple[Any, ...]] = []
     removed: list[Any] = []
 
-    def closed(code: int, reason: str, by_server: bool) -> None:
+    def closed(code: int | None, reason: str, by_server: bool) -> None:
         got.append((code, reason, by_server))
 
     s = make(sim)

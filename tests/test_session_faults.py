@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
+from dashscope_rt import ReconnectPolicy
 from dashscope_rt import events as ev
 from dashscope_rt.config import SessionConfig
 from dashscope_rt.errors import (
@@ -19,11 +20,12 @@ from dashscope_rt.errors import (
     ConnectTimeout,
     HandshakeError,
     ProtocolError,
+    SendBacklogFull,
     ServerError,
     SessionClosed,
-    TransportError,
 )
-from dashscope_rt.session import Closed, Reconnected, Reconnecting, ReconnectPolicy, Session
+from dashscope_rt.events import Closed, Reconnected, Reconnecting
+from dashscope_rt.session import Session
 from dashscope_rt.testing import Behaviour, Faults, Simulator, silence, synthesize
 
 FLASH = "qwen3-omni-flash-realtime"
@@ -546,7 +548,7 @@ def test_sends_never_block_when_the_network_does() -> None:
     chunk = b"\x01\x02" * 16000  # 1 s at 16 kHz
     try:
         s.connect()
-        with pytest.raises(TransportError, match="backlog"):
+        with pytest.raises(SendBacklogFull, match="backlog"):
             for _ in range(2000):  # far more than the socket buffers hold
                 s.append_audio(chunk)
         assert s.send_backlog > 7 * 1024 * 1024
