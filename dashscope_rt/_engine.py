@@ -29,16 +29,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import attrs
-
 from . import events as ev
 from ._dispatch import Dispatcher
-from ._link import Link, LinkLost, ReconnectPolicy, State, server_error
+from ._handshake import server_error
+from ._link import Link, LinkLost, ReconnectPolicy, State
 from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
+from ._settings import SessionSettings
 from ._tool_runner import ToolRunner
 from ._uplink import Uplink
 from ._waiters import Waiters
-from .config import UNSET, SessionConfig
+from .config import SessionConfig
 from .conversation import (
     BargeIn,
     Conversation,
@@ -52,7 +52,6 @@ from .errors import (
     InvalidInput,
     InvalidType,
     ProtocolError,
-    RealtimeError,
     ServerError,
     SessionClosed,
     Timeout,
@@ -101,12 +100,7 @@ class Engine:
         self.url = url
         self.handler_errors = handler_errors
         self.record_to = record_to
-        self._config_lock = threading.Lock()
-        self.base_config = config
-
-        self.session_id: str | None = None
-        self.effective: SessionConfig | None = None
-        self.session_info: ev.SessionInfo | None = None
+        self.settings = SessionSettings(model, config, tools)
         self.active_response: ev.Response | None = None
         self.fatal: BaseException | None = None
         self.closed_event = threading.Event()
@@ -142,11 +136,13 @@ class Engine:
             send_backlog_bytes=send_backlog_bytes,
             expiry_warning=expiry_warning,
             deliver=self.dispatcher.deliver,
-            session_update=self.wire_session,
-            on_session=self._apply_session,
+            session_update=self.settings.wire_session,
+            on_session=self.settings.apply,
             on_redial=self._on_redial,
         )
-        self.uplink = Uplink(send=self._send_audio_event, input_rate=lambda: self.input_rate)
+        self.uplink = Uplink(
+            send=self._send_audio_event, input_rate=lambda: self.settings.input_rate
+        )
         self.tools = ToolRunner(
             tools=tools,
             workers=tool_workers,
@@ -181,62 +177,14 @@ class Engine:
     def on_dispatcher(self) -> bool:
         return self.dispatcher.on_dispatcher()
 
-    # -- config ------------------------------------------------------------------------------------
-
-    def full_config(self, base: SessionConfig | None = None) -> SessionConfig:
-        """The config to send: the user's config plus the declared tools."""
-        cfg = self.base_config if base is None else base
-        declared_tools = self.tools.tools
-        if declared_tools:
-            declared = tuple(t.to_wire() for t in declared_tools.values())
-            existing = () if cfg.tools is UNSET else tuple(cfg.tools)
-            kept = tuple(
-                t for t in existing if t.get("function", {}).get("name") not in declared_tools
-            )
-            cfg = attrs.evolve(cfg, tools=declared + kept)
-        return cfg
-
-    def wire_session(self) -> dict[str, Any]:
-        """The ``session`` object of ``session.update``; raises for what the model can't do."""
-        return self.full_config().to_wire(self.model)
-
-    @property
-    def input_rate(self) -> int:
-        return self.base_config.input_rate(self.model)
-
-    @property
-    def output_rate(self) -> int:
-        return self.base_config.output_rate(self.model)
-
-    def manual_mode(self) -> bool:
-        """True when turn detection is off: as configured, else as the server reports it."""
-        if self.base_config.turn_detection is not UNSET:
-            return self.base_config.turn_detection is None
-        info = self.session_info
-        return (
-            info is not None and "turn_detection" in info.raw and info.raw["turn_detection"] is None
-        )
-
-    def vad_silence_ms(self) -> int:
-        """The server VAD's end-of-turn silence (server echo, local config, else 800 ms)."""
-        info = self.session_info
-        td = info.turn_detection if info is not None else None
-        value = td.get("silence_duration_ms") if td else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return int(value)
-        local = getattr(self.base_config.turn_detection, "silence_duration_ms", UNSET)
-        return local if isinstance(local, int) else 800
+    # -- config ----------------------------------------------------------------------------------
 
     def update(self, config: SessionConfig, *, wait: bool, timeout: float) -> None:
         """Merge ``config`` into the current one and send it whole (see Session.update)."""
         self.check_open()
         if not isinstance(config, SessionConfig):
             raise InvalidType(f"config must be a SessionConfig, got {type(config).__name__}")
-        with self._config_lock:
-            old = self.base_config
-            new = old.merge(config)
-            wire = self.full_config(new).to_wire(self.model)  # refuses before anything changes
-            self.base_config = new
+        old, wire = self.settings.propose(config)
         event = ev.SessionUpdate(session=wire, event_id=ev.new_event_id())
         assert event.event_id is not None
         waiter = None
@@ -252,21 +200,8 @@ class Engine:
             if waiter is not None:
                 self.waiters.remove_update(waiter)
         if waiter.error is not None:
-            with self._config_lock:
-                if self.base_config is new:
-                    self.base_config = old
+            self.settings.restore(old, wire)
             raise waiter.error
-
-    def _apply_session(self, info: ev.SessionInfo | None) -> None:
-        if info is None:
-            return
-        self.session_info = info
-        if info.id:
-            self.session_id = info.id
-        try:
-            self.effective = SessionConfig.from_wire(info.raw)
-        except RealtimeError:
-            log.debug("could not read the effective session config", exc_info=True)
 
     # -- connecting and closing --------------------------------------------------------------------
 
@@ -278,17 +213,17 @@ class Engine:
                 self._recorder = LogWriter(
                     self.record_to,
                     model=self.model.name,
-                    input_rate=self.input_rate,
-                    output_rate=self.output_rate,
+                    input_rate=self.settings.input_rate,
+                    output_rate=self.settings.output_rate,
                 )
-                self.link.recorder = self._recorder
+                self.link.wire_log.recorder = self._recorder
             self.link.connect()
         except BaseException:
             self._close_recorder()
             self.closed_event.set()
             raise
         self.dispatcher.start()
-        log.debug("session %s connected to %s", self.session_id, self.url)
+        log.debug("session %s connected to %s", self.settings.session_id, self.url)
 
     def close_async(self, code: int = 1000, reason: str = "") -> bool:
         """Start closing (never blocks); False if it was already closing or closed."""
@@ -310,7 +245,7 @@ class Engine:
 
     def _close_recorder(self) -> None:
         rec, self._recorder = self._recorder, None
-        self.link.recorder = None
+        self.link.wire_log.recorder = None
         if rec is not None:
             try:
                 rec.close()
@@ -335,7 +270,7 @@ class Engine:
             elif not user_closed and closed.code not in (1000, 1005):
                 self.fatal = closed
         if closed.by_server:
-            log.info("session %s closed by the server: %s", self.session_id, closed)
+            log.info("session %s closed by the server: %s", self.settings.session_id, closed)
         info = Closed(
             code=closed.code, reason=closed.reason, by_server=closed.by_server, error=self.fatal
         )
@@ -445,9 +380,9 @@ class Engine:
     def _account(self, obj: Any) -> None:
         """Session bookkeeping, done before any user code sees ``obj``."""
         if isinstance(obj, ev.SessionCreated):
-            self._apply_session(obj.session)
+            self.settings.apply(obj.session)
         elif isinstance(obj, ev.SessionUpdated):
-            self._apply_session(obj.session)
+            self.settings.apply(obj.session)
             self.waiters.updated()
         elif isinstance(obj, ev.ResponseCreated):
             self.active_response = obj.response

@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import collections
 import enum
-import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
 from . import events as ev
+from ._handshake import Dialer, WireLog
 from ._sdk_events import Reconnected, Reconnecting, SessionExpiring
 from .errors import (
     ConnectionClosed,
-    ConnectTimeout,
     HandshakeError,
     ProtocolError,
     SendBacklogFull,
@@ -41,7 +40,7 @@ from .errors import (
 )
 from .transport import Transport
 
-__all__ = ["Link", "LinkLost", "ReconnectPolicy", "State", "server_error"]
+__all__ = ["Link", "LinkLost", "ReconnectPolicy", "State"]
 
 log = logging.getLogger("dashscope_rt.session")
 
@@ -103,26 +102,6 @@ class LinkLost:
 
     error: ConnectionClosed
     cause: BaseException | None = None
-
-
-class Recorder(Protocol):
-    """What the link needs of a session log (:class:`~dashscope_rt.recording.LogWriter`)."""
-
-    def record_sent(self, event: dict[str, Any], *, audio: bytes | None = None) -> None: ...
-    def record_received(self, event: dict[str, Any], *, audio: bytes | None = None) -> None: ...
-
-
-def server_error(event: ev.ErrorEvent, *, fatal: bool) -> ServerError:
-    """The :class:`ServerError` for an ``error`` event."""
-    d = event.error
-    return ServerError(
-        d.message or "server error",
-        type=d.type or "",
-        code=d.code,
-        param=d.param,
-        event_id=d.event_id,
-        fatal=fatal,
-    )
 
 
 @attrs.define
@@ -205,21 +184,24 @@ class Link:
     ) -> None:
         self.number = number
         self.url = url
-        self._headers = dict(headers)  # holds the key: never logged, never in a repr
-        self.region = region
-        self.connect_timeout = connect_timeout
+        self._dialer = Dialer(
+            url=url,
+            headers=headers,
+            region=region,
+            timeout=connect_timeout,
+            ca_file=ca_file,
+            ssl_context=ssl_context,
+        )
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         self.reconnect = reconnect
-        self.ca_file = ca_file
-        self.ssl_context = ssl_context
         self.expiry_warning = expiry_warning
         self._deliver = deliver
         self._session_update = session_update
         self._on_session = on_session
         self._on_redial = on_redial
-        self.recorder: Recorder | None = None
+        self.wire_log = WireLog()
 
         self.state = State.NEW
         self._state_cv = threading.Condition(threading.RLock())
@@ -290,7 +272,7 @@ class Link:
         On failure no thread and no socket are left, and the state is CLOSED.
         """
         try:
-            transport, early, _ = self._open_and_handshake()
+            transport, early, _ = self._dial()
         except BaseException:
             with self._state_cv:
                 self.state = State.CLOSED
@@ -317,87 +299,8 @@ class Link:
         self._sender.start()
         self._reader.start()
 
-    def _open_and_handshake(self) -> tuple[Transport, list[tuple[float, Any]], str | None]:
-        deadline = time.monotonic() + self.connect_timeout
-        wire = self._session_update()
-        transport = Transport.connect(
-            self.url,
-            headers=self._headers,
-            timeout=self.connect_timeout,
-            region=self.region,
-            ca_file=self.ca_file,
-            ssl_context=self.ssl_context,
-        )
-        try:
-            early: list[tuple[float, Any]] = []
-            created = self._await(transport, deadline, ev.SessionCreated, early)
-            self._on_session(created.session)
-            text = ev.encode(ev.SessionUpdate(session=wire))
-            transport.send_text(text)
-            self._record_sent(text)
-            updated = self._await(transport, deadline, ev.SessionUpdated, early)
-            self._on_session(updated.session)
-            return transport, early, updated.session.id or created.session.id
-        except BaseException:
-            transport.abort()
-            transport.release()
-            raise
-
-    def _await(
-        self,
-        transport: Transport,
-        deadline: float,
-        wanted: type[Any],
-        early: list[tuple[float, Any]],
-    ) -> Any:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ConnectTimeout(
-                    f"no {wanted.TYPE} within the connect timeout ({self.connect_timeout:g} s)",
-                    url=transport.url,
-                )
-            transport.settimeout(remaining)
-            frame = transport.recv()
-            if frame is None or frame[0] == _PONG:
-                continue
-            t = time.monotonic()
-            try:
-                event = ev.decode(frame[1])
-            except ProtocolError as exc:
-                early.append((t, exc))  # reported to on_error once the dispatcher runs
-                continue
-            self._record_received(event)
-            early.append((t, event))
-            if isinstance(event, ev.ErrorEvent):
-                # During the handshake any error refuses the session: connect() raises it.
-                raise server_error(event, fatal=True)
-            if isinstance(event, wanted):
-                return event
-
-    # -- recording ---------------------------------------------------------------------------------
-
-    def _record_sent(self, text: str, audio: bytes | None = None) -> None:
-        rec = self.recorder
-        if rec is None:
-            return
-        try:
-            event = json.loads(text)
-            if audio is not None:
-                event.pop("audio", None)
-            rec.record_sent(event, audio=audio)
-        except Exception:
-            log.debug("recording a sent event failed", exc_info=True)
-
-    def _record_received(self, event: Any) -> None:
-        rec = self.recorder
-        if rec is None:
-            return
-        audio = event.audio if isinstance(event, ev.ResponseAudioDelta) else None
-        try:
-            rec.record_received(dict(getattr(event, "raw", None) or {}), audio=audio)
-        except Exception:
-            log.debug("recording a received event failed", exc_info=True)
+    def _dial(self) -> tuple[Transport, list[tuple[float, Any]], str | None]:
+        return self._dialer.dial(self._session_update(), self._on_session, self.wire_log)
 
     # -- reader thread -----------------------------------------------------------------------------
 
@@ -430,7 +333,7 @@ class Link:
         deliver = self._deliver
         decode = ev.decode
         monotonic = time.monotonic
-        recording = self.recorder is not None
+        recording = self.wire_log.active
         while True:
             frame = transport.recv()
             if frame is None:  # the line was quiet for a while
@@ -471,7 +374,7 @@ class Link:
                 deliver(t, exc)
                 continue
             if recording:
-                self._record_received(event)
+                self.wire_log.received(event)
             deliver(t, event)
 
     def _check_expiry(self, now: float) -> None:
@@ -515,7 +418,7 @@ class Link:
             if self._stop_reconnect.wait(delay):
                 return False, None
             try:
-                transport, early, session_id = self._open_and_handshake()
+                transport, early, session_id = self._dial()
             except (TransportError, ServerError) as exc:
                 cause = exc
                 if isinstance(exc, ServerError) or not policy.recoverable(exc):
@@ -571,7 +474,7 @@ class Link:
                 self._state_cv.wait()
 
     def _send_loop(self) -> None:
-        recording = self.recorder is not None
+        recording = self.wire_log.active
         while True:
             item = self._outq.get()
             if item is _STOP:
@@ -593,7 +496,7 @@ class Link:
                             self._up = False  # until the reader decides
                     continue
                 if recording:
-                    self._record_sent(item.text, item.audio)
+                    self.wire_log.sent(item.text, item.audio)
                 break
 
     # -- closing -----------------------------------------------------------------------------------

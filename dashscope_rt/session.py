@@ -9,15 +9,12 @@ handler delays later handlers but never the connection (reads, pings).
 from __future__ import annotations
 
 import os
-import threading
-import time
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from . import events as ev
+from ._ask import Asker
 from ._engine import Engine
 from ._handlers import HandlerRegistration
 from ._link import ReconnectPolicy, State
@@ -38,34 +35,6 @@ from .tools import Tool, as_tools
 from .transport import build_url, redact_url
 
 __all__ = ["Session"]
-
-_VAD_TAIL_EXTRA_MS = 400
-_AUDIO_TYPES = (bytes, bytearray, memoryview)
-
-
-def _check_audio(audio: Any) -> None:
-    if isinstance(audio, _AUDIO_TYPES) or hasattr(audio, "__array_interface__"):
-        return
-    raise InvalidType(
-        f"audio must be PCM16LE bytes or an int16/float32 numpy array, got {type(audio).__name__}"
-    )
-
-
-def _check_ask(text: Any, audio: Any, image: Any, sample_rate: Any, timeout: Any) -> None:
-    if text is None and audio is None and image is None:
-        raise InvalidInput("ask() needs text=, audio= or image=")
-    if text is not None and not isinstance(text, str):
-        raise InvalidType(
-            f"text must be a str, got {type(text).__name__} (pass audio as audio=...)"
-        )
-    if audio is not None:
-        _check_audio(audio)
-    if image is not None and not isinstance(image, _AUDIO_TYPES):
-        raise InvalidType(f"image must be JPEG bytes, got {type(image).__name__}")
-    if sample_rate is not None and (type(sample_rate) is not int or sample_rate <= 0):
-        raise InvalidInput(f"sample_rate must be a positive int or None, got {sample_rate!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise InvalidInput(f"timeout must be a positive number of seconds, got {timeout!r}")
 
 
 class _Secret(str):
@@ -183,13 +152,13 @@ class Session(HandlerRegistration):
             expiry_warning=expiry_warning,
             tool_workers=tool_workers,
         )
-        self._engine.wire_session()  # refuse what the model cannot do now, not at connect
-        self._ask_lock = threading.Lock()
+        self._engine.settings.wire_session()  # refuse what the model cannot do now, not at connect
+        self._asker = Asker(self._engine)
         self._finalizer = weakref.finalize(self, self._engine.close, 1000, "", 1.0)
 
     def __repr__(self) -> str:
         e = self._engine
-        sid = f" id={e.session_id}" if e.session_id else ""
+        sid = f" id={e.settings.session_id}" if e.settings.session_id else ""
         return f"<Session {e.model.name} {e.state.value}{sid} url={redact_url(e.url)!r}>"
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -275,13 +244,7 @@ class Session(HandlerRegistration):
         The service refuses an image with no audio before it in the buffer, so 200 ms of
         silence is appended first when none was sent since the last commit.
         """
-        e = self._engine
-        if not e.model.video:
-            raise UnsupportedByModel(
-                f"{e.model.name} does not take images", model=e.model.name, feature="video"
-            )
-        e.check_open()
-        e.uplink.append_image(jpeg)
+        self._asker.append_image(jpeg)
 
     def commit(self) -> str:
         """Send the buffered audio (and images) as one user turn; returns the event id.
@@ -374,56 +337,15 @@ class Session(HandlerRegistration):
         ``ServerError`` for a refused request, or the error that closed the session; from a
         handler, :class:`~dashscope_rt.errors.BlockingCallInHandler`.
         """
-        e = self._engine
-        if e.on_dispatcher():
-            raise BlockingCallInHandler(
-                "ask() cannot run in a handler: it waits for events that this thread delivers"
-            )
-        _check_ask(text, audio, image, sample_rate, timeout)
-        if text is not None and not e.model.text_input:
-            raise UnsupportedByModel(
-                f"{e.model.name} does not take text input; pass audio=",
-                model=e.model.name,
-                feature="text_input",
-            )
-        e.check_open()
-        deadline = time.monotonic() + timeout
-        with self._ask_lock:
-            if not e.link.wait_open(timeout):
-                e.check_open()
-                raise Timeout(f"still reconnecting after {timeout} s")
-            if not e.wait_idle(max(0.0, deadline - time.monotonic())):
-                e.check_open()
-                raise Timeout(f"a response was still in progress after {timeout} s")
-            waiter = e.waiters.add_ask(e.link.generation)
-            try:
-                manual = e.manual_mode()
-                if text is not None:
-                    waiter.event_ids.add(e.send_event(ev.ConversationItemCreate.user_text(text)))
-                if audio is not None:
-                    e.uplink.append_audio(audio, sample_rate, channels)
-                    e.uplink.flush()
-                if image is not None:
-                    self.append_image(image)
-                if manual:
-                    if audio is not None or image is not None:
-                        waiter.event_ids.add(e.uplink.commit())
-                    waiter.event_ids.add(self.create_response(instructions))
-                elif audio is not None:
-                    e.uplink.append_silence(e.vad_silence_ms() + _VAD_TAIL_EXTRA_MS)
-                else:
-                    waiter.event_ids.add(self.create_response(instructions))
-                if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
-                    raise Timeout(f"no complete reply within {timeout} s")
-            finally:
-                e.waiters.remove_ask(waiter)
-        if waiter.error is not None:
-            raise waiter.error
-        reply = waiter.reply
-        assert reply is not None
-        if waiter.tool_calls and tuple(waiter.tool_calls) != reply.tool_calls:
-            reply = attrs.evolve(reply, tool_calls=tuple(waiter.tool_calls))
-        return reply
+        return self._asker.ask(
+            text=text,
+            audio=audio,
+            image=image,
+            sample_rate=sample_rate,
+            channels=channels,
+            instructions=instructions,
+            timeout=timeout,
+        )
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -435,22 +357,22 @@ class Session(HandlerRegistration):
     @property
     def session_id(self) -> str | None:
         """The server's session id (changes after a reconnect)."""
-        return self._engine.session_id
+        return self._engine.settings.session_id
 
     @property
     def config(self) -> SessionConfig | None:
         """The effective config, as the server echoed it in ``session.updated``."""
-        return self._engine.effective
+        return self._engine.settings.effective
 
     @property
     def requested_config(self) -> SessionConfig:
         """The config this session sends (with the tools), replayed after a reconnect."""
-        return self._engine.full_config()
+        return self._engine.settings.full_config()
 
     @property
     def tools(self) -> tuple[Tool, ...]:
         """The tools declared with ``tools=``."""
-        return tuple(self._engine.tools.tools.values())
+        return tuple(self._engine.settings.tools.values())
 
     @property
     def state(self) -> str:
@@ -490,12 +412,12 @@ class Session(HandlerRegistration):
     @property
     def input_rate(self) -> int:
         """Sample rate the audio is sent at (what :meth:`append_audio` converts to)."""
-        return self._engine.input_rate
+        return self._engine.settings.input_rate
 
     @property
     def output_rate(self) -> int:
         """Sample rate of the audio in ``response.audio.delta``."""
-        return self._engine.output_rate
+        return self._engine.settings.output_rate
 
     @property
     def send_backlog(self) -> int:
