@@ -261,6 +261,7 @@ class Conversation:
         self._pending_create_id: str | None = None
         self._pending_since: float | None = None
         self._cancel_event_id: str | None = None
+        self._cancel_sent_at: float | None = None
         self._cancel_next: float | None = None
         self._open: dict[str | None, _Response] = {}
         self._finished: deque[str | None] = deque(maxlen=_FINISHED_IDS_KEPT)
@@ -396,6 +397,7 @@ class Conversation:
             self._pending_since = t
         elif kind == "response.cancel":
             self._cancel_event_id = eid
+            self._cancel_sent_at = t
             for resp in self._open.values():
                 if resp.cancel_at is None:
                     resp.cancel_at = t
@@ -712,29 +714,39 @@ class Conversation:
         self._finish(resp, t, r.status or "completed", r)
 
     def _on_error(self, e: ev.ErrorEvent, t: float) -> None:
+        # The protocol does not say which request an error refuses, except through the optional
+        # error.event_id. Without one, the error is taken as the refusal of the oldest request
+        # still waiting for its answer (the server answers client events in order): a pending
+        # response.create, or a response.cancel whose response has not ended.
         err = e.error
-        message = err.message or ""
-        lowered = message.lower()
-        code = err.code or ""
-        if self.response_pending and (
-            (err.event_id is not None and err.event_id == self._pending_create_id)
-            or (
-                err.event_id is None
-                and ("active response" in lowered or code.endswith("active_response"))
-                and "none active" not in lowered
-            )
-        ):
-            eid = self._pending_create_id
+        eid = err.event_id
+        create = self._pending_since if self.response_pending else None
+        cancel = self._cancel_sent_at if self._cancel_outstanding() else None
+        if eid is not None:
+            refuses_create = eid == self._pending_create_id and create is not None
+            refuses_cancel = eid == self._cancel_event_id and cancel is not None
+        else:
+            refuses_create = create is not None and (cancel is None or create < cancel)
+            refuses_cancel = cancel is not None and not refuses_create
+        if refuses_create:
+            pending_id = self._pending_create_id
             self._clear_pending()
-            self._out.append(CreateFailed(eid, message))
-        if (err.event_id is not None and err.event_id == self._cancel_event_id) or (
-            "none active response" in lowered or code == "response_cancel_not_active"
-        ):
+            self._out.append(CreateFailed(pending_id, err.message or ""))
+        if refuses_cancel:
             # The cancel found nothing to cancel: whatever we think is running has ended.
             self._cancel_next = None
+            self._cancel_sent_at = None
             for resp in list(self._open.values()):
                 if resp.cancel_at is not None:
                     self._finish(resp, t, "cancelled")
+
+    def _cancel_outstanding(self) -> bool:
+        """A response.cancel was sent and what it cancels has not ended yet."""
+        if self._cancel_sent_at is None:
+            return False
+        return self._cancel_next is not None or any(
+            r.cancel_at is not None for r in self._open.values()
+        )
 
     # --- ending responses ---
 
