@@ -388,9 +388,8 @@ def _typeddict_schema(hint: Any) -> dict[str, Any]:
 def _safe_hints(obj: Any) -> dict[str, Any]:
     """Type hints of ``obj``, evaluating string annotations one by one when needed.
 
-    On Python 3.9, ``from __future__ import annotations`` with ``int | None`` cannot be
-    evaluated by ``typing.get_type_hints``; such unions are rebuilt here from their parts.
-    Hints that still cannot be resolved are left out (the schema then accepts anything).
+    Hints that cannot be resolved (a name the function's module does not define) are left
+    out: the schema then accepts anything for that parameter.
     """
     try:
         return typing.get_type_hints(obj, include_extras=True)
@@ -407,48 +406,13 @@ def _safe_hints(obj: Any) -> dict[str, Any]:
         if not isinstance(value, str):
             hints[key] = value
             continue
-        resolved = _eval_annotation(value, globalns)
-        if resolved is not _UNRESOLVED:
-            hints[key] = resolved
-        else:
+        try:
+            hints[key] = eval(value, globalns)  # the annotations of the user's own function
+        except Exception:
             log.warning(
                 "cannot resolve the annotation %r of %r; its schema allows anything", value, obj
             )
     return hints
-
-
-_UNRESOLVED = object()
-
-
-def _eval_annotation(text: str, globalns: dict[str, Any]) -> Any:
-    try:
-        return eval(text, globalns)  # the annotations of the user's own function
-    except TypeError:
-        parts = _split_top_level(text, "|")
-        if len(parts) < 2:
-            return _UNRESOLVED
-        members = [_eval_annotation(p, globalns) for p in parts]
-        if any(m is _UNRESOLVED for m in members):
-            return _UNRESOLVED
-        return Union[tuple(_NoneType if m is None else m for m in members)]  # noqa: UP007
-    except Exception:
-        return _UNRESOLVED
-
-
-def _split_top_level(text: str, sep: str) -> list[str]:
-    parts: list[str] = []
-    depth = 0
-    start = 0
-    for i, ch in enumerate(text):
-        if ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return parts
 
 
 # --- docstrings ----------------------------------------------------------------------------

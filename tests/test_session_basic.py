@@ -556,3 +556,47 @@ def test_cancel_response_and_clear_audio() -> None:
     assert replies[0].status != "completed"
     types = rec.received_types()
     assert "input_audio_buffer.clear" in types and "response.cancel" in types
+
+
+# -- usage errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_blocking_calls_from_a_handler_raise_the_usage_error(sim: Simulator) -> None:
+    from dashscope_rt.errors import BlockingCallInHandler, UsageError
+
+    raised: list[BaseException] = []
+    done = threading.Event()
+    with make(sim, config=MANUAL) as s:
+
+        @s.on_response_done
+        def inside(reply: Reply) -> None:
+            for call in (lambda: s.ask(text="x"), lambda: s.wait(1)):
+                try:
+                    call()
+                except Exception as exc:
+                    raised.append(exc)
+            done.set()
+
+        s.ask(audio=speech(), timeout=10)
+        assert done.wait(5)
+    assert len(raised) == 2
+    assert all(isinstance(e, BlockingCallInHandler) for e in raised)
+    assert all(isinstance(e, UsageError) and isinstance(e, RuntimeError) for e in raised)
+
+
+@pytest.mark.timeout(20)
+def test_ask_checks_its_argument_types(sim: Simulator) -> None:
+    from dashscope_rt.errors import InvalidType
+
+    with make(sim, model=PLUS, config=MANUAL) as s:
+        with pytest.raises(InvalidType, match="text must be a str") as info:
+            s.ask(text=b"\x00\x01pcm")  # type: ignore[arg-type]
+        assert isinstance(info.value, TypeError) and isinstance(info.value, InvalidInput)
+        with pytest.raises(InvalidType, match="audio must be"):
+            s.ask(audio="not audio")
+        with pytest.raises(InvalidType, match="image must be"):
+            s.ask(image="x.jpg")  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="needs text"):
+            s.ask()
+        assert s.state == "open" and sim.last.received_types().count("response.create") == 0
