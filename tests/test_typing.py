@@ -119,7 +119,7 @@ def test_a_correct_user_script_passes_strict_mypy(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("snippet", "expected"),
     [
-        ('s.on_audio_delta(lambda ev: ev.nonexistent)', '"ResponseAudioDelta" has no attribute'),
+        ("s.on_audio_delta(lambda ev: ev.nonexistent)", '"ResponseAudioDelta" has no attribute'),
         (
             "@s.on_audio_delta\ndef f(ev: events.ResponseTextDelta) -> None: ...",
             "incompatible type",
