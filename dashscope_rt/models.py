@@ -47,10 +47,12 @@ FLASH_VOICES_2025_12_01 = (
 )  # fmt: skip
 
 
-# qwen3.8-omni-flash-realtime: no voice list is published for it. A captured session (ouxxyy/
-# ai-interviewer, 2026-09) tried names one by one: these produced audio ...
+# qwen3.8-omni-flash-realtime: its full voice list is not reproduced here. A captured session
+# (ouxxyy/ai-interviewer, 2026-09) tried names one by one: these produced audio ...
 QWEN38_VOICES_SEEN_WORKING = (
-    "Tina",  # the voice of the documented 3.8 session.update example (not in that capture)
+    # Documented for 3.8 (the voice list, read second-hand; not in that capture):
+    "Tina", "Maia", "Andre", "Theo Calm", "Liora Mira",
+    # Seen working in the capture:
     "Serena", "Dylan", "Sunny", "Jennifer", "Ryan", "Katerina", "Marcus", "Peter", "Rocky",
     "Kiki", "Mia", "Chloe", "Eric", "Li", "Aiden",
 )  # fmt: skip
@@ -140,7 +142,7 @@ _TURBO = ModelInfo(
 _FLASH = ModelInfo(
     name="qwen3-omni-flash-realtime",
     family="qwen3-omni-flash",
-    # Which list the alias accepts is unconfirmed (protocol.md §6): the 17-voice list is safe.
+    # Which list the alias accepts is unconfirmed (docs/protocol.md §6): the 17-voice list is safe.
     voices=FLASH_VOICES_2025_09_15,
     default_voice="Cherry",
     smooth_output=True,
@@ -159,7 +161,7 @@ _QWEN35 = ModelInfo(
     family="qwen3.5-omni-plus",
     input_rates=(8000, 16000, 24000, 48000),
     output_rates=(8000, 16000, 24000, 48000),
-    voices=None,  # 55 voices; the list is not reproduced in protocol.md
+    voices=None,  # 55 voices; the list is not reproduced in docs/protocol.md
     rejected_voices=("Cherry", "Chelsie"),  # both seen refused (third-party reports)
     default_voice="Tina",
     tools=True,  # parallel calls seen in captured qwen3.5-flash traffic
@@ -184,10 +186,10 @@ _QWEN38 = ModelInfo(
     family="qwen3.8-omni-flash",
     # 16 kHz in, 24 kHz out: session.created says pcm16/pcm24 and the 24 kHz output was measured.
     # Other rates (the official SDK's nested audio.*.format) are not shown working: assumed not.
-    voices=None,  # no list published for 3.8
+    voices=None,  # the documented list was not read directly (docs/protocol.md §6)
     rejected_voices=QWEN38_REFUSED_VOICES,
     known_voices=QWEN38_VOICES_SEEN_WORKING,
-    default_voice="Tina",  # documented 3.8 example; the server's default Chelsie is refused
+    default_voice="Tina",  # documented default and example; the server's own Chelsie is refused
     requires_voice=True,
     tools=True,  # the 3.8 access guide points to function calling and MCP flows
     video=True,  # assumed: image frames as on every Omni realtime model
