@@ -20,8 +20,6 @@ __all__ = [
     "FLASH_VOICES_2025_09_15",
     "FLASH_VOICES_2025_12_01",
     "MODELS",
-    "QWEN38_REFUSED_VOICES",
-    "QWEN38_VOICES_SEEN_WORKING",
     "TURBO_VOICES",
     "ModelInfo",
     "get_model",
@@ -49,7 +47,7 @@ FLASH_VOICES_2025_12_01 = (
 
 # qwen3.8-omni-flash-realtime: its full voice list is not reproduced here. A captured session
 # (ouxxyy/ai-interviewer, 2026-09) tried names one by one: these produced audio ...
-QWEN38_VOICES_SEEN_WORKING = (
+_QWEN38_VOICES_SEEN_WORKING = (
     # Documented for 3.8 (the voice list, read second-hand; not in that capture):
     "Tina", "Maia", "Andre", "Theo Calm", "Liora Mira",
     # Seen working in the capture:
@@ -57,7 +55,7 @@ QWEN38_VOICES_SEEN_WORKING = (
     "Kiki", "Mia", "Chloe", "Eric", "Li", "Aiden",
 )  # fmt: skip
 # ... and these were refused at the first response, Chelsie (the server's own default) included.
-QWEN38_REFUSED_VOICES = (
+_QWEN38_REFUSED_VOICES = (
     "Chelsie", "Cherry", "Ethan", "Jada", "Elias", "Roy", "Sophie", "Luna", "Ava", "Bella",
     "Grace", "Emily", "Nofish", "Neil",
 )  # fmt: skip
@@ -187,8 +185,8 @@ _QWEN38 = ModelInfo(
     # 16 kHz in, 24 kHz out: session.created says pcm16/pcm24 and the 24 kHz output was measured.
     # Other rates (the official SDK's nested audio.*.format) are not shown working: assumed not.
     voices=None,  # the documented list was not read directly (docs/protocol.md §6)
-    rejected_voices=QWEN38_REFUSED_VOICES,
-    known_voices=QWEN38_VOICES_SEEN_WORKING,
+    rejected_voices=_QWEN38_REFUSED_VOICES,
+    known_voices=_QWEN38_VOICES_SEEN_WORKING,
     default_voice="Tina",  # documented default and example; the server's own Chelsie is refused
     requires_voice=True,
     tools=True,  # the 3.8 access guide points to function calling and MCP flows
