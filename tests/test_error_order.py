@@ -7,15 +7,12 @@ of events are driven over a real socket.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+from raw_ws import accept_upgrade, close_frame, text_frame
 
 from dashscope_rt.config import SessionConfig
 from dashscope_rt.errors import ConnectionClosed, ServerError
@@ -36,16 +33,6 @@ def sim() -> Iterator[Simulator]:
         yield s
 
 
-def _text_frame(obj: dict[str, Any]) -> bytes:
-    data = json.dumps(obj).encode()
-    return bytes([0x81, 126]) + len(data).to_bytes(2, "big") + data
-
-
-def _close_frame(code: int, reason: str) -> bytes:
-    payload = code.to_bytes(2, "big") + reason.encode()
-    return bytes([0x88, len(payload)]) + payload
-
-
 def _scripted_server(after_update: list[bytes]) -> tuple[socket.socket, threading.Thread]:
     """Handshake and session setup, then ``after_update`` written in one go, then silence."""
     srv = socket.socket()
@@ -56,26 +43,13 @@ def _scripted_server(after_update: list[bytes]) -> tuple[socket.socket, threadin
         conn, _ = srv.accept()
         with conn:
             conn.settimeout(5)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(4096)
-            key = next(
-                ln.split(":", 1)[1].strip()
-                for ln in data.decode().split("\r\n")
-                if ln.lower().startswith("sec-websocket-key")
-            )
-            magic = (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
-            accept = base64.b64encode(hashlib.sha1(magic).digest())
-            conn.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            accept_upgrade(conn)
             session = {"id": "sess_order", "turn_detection": None}
-            conn.sendall(_text_frame({"type": "session.created", "session": session}))
+            conn.sendall(text_frame({"type": "session.created", "session": session}))
             try:
                 conn.recv(65536)  # the session.update
                 conn.sendall(
-                    _text_frame({"type": "session.updated", "session": session})
+                    text_frame({"type": "session.updated", "session": session})
                     + b"".join(after_update)
                 )
                 while conn.recv(65536):  # until the client goes away
@@ -118,7 +92,7 @@ def test_error_is_reported_at_once_then_made_fatal_by_the_close(sim: Simulator) 
 @pytest.mark.timeout(20)
 def test_error_then_close_in_one_write_is_fatal() -> None:
     error = {"type": "error", "error": {"type": "server_error", "message": "going away"}}
-    srv, t = _scripted_server([_text_frame(error), _close_frame(1011, "internal")])
+    srv, t = _scripted_server([text_frame(error), close_frame(1011, "internal")])
     s = Session(FLASH, api_key=KEY, url=f"ws://127.0.0.1:{srv.getsockname()[1]}/", config=MANUAL)
     errors: list[BaseException] = []
     s.on_error(errors.append)
@@ -137,7 +111,7 @@ def test_error_then_close_in_one_write_is_fatal() -> None:
 @pytest.mark.timeout(20)
 def test_close_then_error_ends_with_the_close() -> None:
     error = {"type": "error", "error": {"type": "server_error", "message": "after the close"}}
-    srv, t = _scripted_server([_close_frame(1011, "internal"), _text_frame(error)])
+    srv, t = _scripted_server([close_frame(1011, "internal"), text_frame(error)])
     s = Session(FLASH, api_key=KEY, url=f"ws://127.0.0.1:{srv.getsockname()[1]}/", config=MANUAL)
     errors: list[BaseException] = []
     s.on_error(errors.append)
@@ -157,9 +131,7 @@ def test_close_then_error_ends_with_the_close() -> None:
 def test_an_event_between_error_and_close_keeps_the_error_recoverable() -> None:
     error = {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}}
     other = {"type": "input_audio_buffer.cleared"}
-    srv, t = _scripted_server(
-        [_text_frame(error), _text_frame(other), _close_frame(1011, "internal")]
-    )
+    srv, t = _scripted_server([text_frame(error), text_frame(other), close_frame(1011, "internal")])
     s = Session(FLASH, api_key=KEY, url=f"ws://127.0.0.1:{srv.getsockname()[1]}/", config=MANUAL)
     errors: list[BaseException] = []
     s.on_error(errors.append)

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
+from raw_ws import accept_upgrade, text_frame
 
 from dashscope_rt import ReconnectPolicy
 from dashscope_rt import events as ev
@@ -337,36 +338,18 @@ def _silent_server(
 
     With ``hold`` it also stops reading (until ``hold`` is set), so the client's sends back up.
     """
-    import base64
-    import hashlib
-    import json
-
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     opcodes: list[int] = []
 
     def send(conn: socket.socket, obj: dict[str, Any]) -> None:
-        data = json.dumps(obj).encode()
-        conn.sendall(bytes([0x81, 126]) + len(data).to_bytes(2, "big") + data)
+        conn.sendall(text_frame(obj))
 
     def run() -> None:
         conn, _ = srv.accept()
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(4096)
-            key = next(
-                ln.split(":", 1)[1].strip()
-                for ln in data.decode().split("\r\n")
-                if ln.lower().startswith("sec-websocket-key")
-            )
-            magic = (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
-            accept = base64.b64encode(hashlib.sha1(magic).digest())
-            conn.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            accept_upgrade(conn)
             session = {"id": "sess_silent", "turn_detection": None}
             send(conn, {"type": "session.created", "session": session})
             conn.settimeout(5)
