@@ -24,6 +24,7 @@
     │   │       └── TooManyRequests    (also RateLimited) HTTP 429
     │   └── ConnectionClosed           the socket closed (code, reason, by_server)
     │       ├── FrameTooLarge          the server sent a frame or message over the size limit
+    │       ├── ReceiveBacklogFull     the handlers fell further behind than the receive bound
     │       └── QuotaExceeded          (also RateLimited) the server closed for a quota
     ├── RateLimited                    rate limit or quota; ``retry_after`` when the server said
     ├── Timeout (TimeoutError)         a blocking call ran out of time
@@ -58,6 +59,7 @@ __all__ = [
     "QuotaExceeded",
     "RateLimited",
     "RealtimeError",
+    "ReceiveBacklogFull",
     "SendBacklogFull",
     "ServerError",
     "SessionClosed",
@@ -283,6 +285,26 @@ class FrameTooLarge(ConnectionClosed):
             by_server=False,
         )
         self.size = size
+        self.limit = limit
+
+
+class ReceiveBacklogFull(ConnectionClosed):
+    """Received events waiting for the handlers passed ``receive_backlog_bytes``.
+
+    A handler is slower than what the server sends. The SDK closed the connection (code 1008);
+    every event received before was still given to the handlers, in order. ``backlog`` is the
+    size of the waiting events in bytes, ``limit`` the bound.
+    """
+
+    def __init__(self, backlog: int, limit: int) -> None:
+        super().__init__(
+            1008,
+            f"the handlers fell {backlog} bytes of events behind, over receive_backlog_bytes="
+            f"{limit}: a handler is too slow for what the server sends (move slow work to "
+            "another thread)",
+            by_server=False,
+        )
+        self.backlog = backlog
         self.limit = limit
 
 

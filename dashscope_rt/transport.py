@@ -41,8 +41,10 @@ __all__ = [
     "OP_PONG",
     "OP_TEXT",
     "REGION_URLS",
+    "ProxySetting",
     "Transport",
     "build_url",
+    "proxy_secrets",
     "redact_url",
 ]
 
@@ -190,10 +192,10 @@ class Transport:
             except TimeoutError:
                 return None
             except FrameTooLarge as exc:
-                self._fail(1009, "message too big")
+                self.fail(1009, "message too big")
                 raise exc from None
             except BadFrame as exc:
-                self._fail(1002, "protocol error")
+                self.fail(1002, "protocol error")
                 reason = f"protocol violation: {exc}"
                 raise ConnectionClosed(1002, reason, by_server=False) from None
             except (OSError, EOFError, ValueError) as exc:
@@ -240,8 +242,9 @@ class Transport:
             raise QuotaExceeded(code, reason, by_server=True)
         raise ConnectionClosed(code, reason, by_server=by_server)
 
-    def _fail(self, code: int, reason: str) -> None:
-        """Close with ``code`` at once, for a peer that broke the protocol."""
+    def fail(self, code: int, reason: str) -> None:
+        """Send a close frame with ``code`` and shut the socket down at once, without waiting
+        for the echo (for a peer that broke the protocol or cannot be kept up with)."""
         with contextlib.suppress(OSError), self._lock:
             if not self._close_sent:
                 self._close_sent = True

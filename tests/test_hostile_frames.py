@@ -35,7 +35,8 @@ from dashscope_rt.errors import (
     RateLimited,
     ServerError,
 )
-from dashscope_rt.session import Closed, Session
+from dashscope_rt.events import Closed
+from dashscope_rt.session import Session
 from dashscope_rt.transport import Transport
 
 FLASH = "qwen3-omni-flash-realtime"
