@@ -201,6 +201,8 @@ class ToolRunner:
     def shutdown(self) -> None:
         """Drop the calls not started yet and let idle workers end (running tools run on)."""
         with self._lock:
+            if self._stopped:
+                return
             self._stopped = True
             while True:
                 try:
