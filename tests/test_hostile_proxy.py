@@ -8,6 +8,7 @@ never resolved and the test needs no network.
 from __future__ import annotations
 
 import base64
+import select
 import socket
 import ssl
 import time
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 from hostile_servers import Hostile, drip, frame
 
+from dashscope_rt.config import SessionConfig
 from dashscope_rt.errors import (
     ConnectTimeout,
     InvalidInput,
@@ -23,6 +25,8 @@ from dashscope_rt.errors import (
     ProxyAuthenticationError,
     ProxyError,
 )
+from dashscope_rt.session import Session
+from dashscope_rt.testing import Simulator, synthesize
 from dashscope_rt.transport import Transport
 
 KEY = "sk-proxy-5ecret-key-1234"
@@ -195,3 +199,45 @@ def test_slow_drip_proxy_answer_is_cut_at_the_connect_timeout(
 def test_unsupported_proxy_urls_are_invalid_input(bad: str) -> None:
     with pytest.raises(InvalidInput, match="proxy"):
         Transport.connect(TARGET, headers=AUTH, timeout=1, proxy=bad)
+
+
+def _relay(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    socks = [a, b]
+    while True:
+        ready, _, _ = select.select(socks, [], [], 10)
+        if not ready:
+            return
+        for s in ready:
+            data = s.recv(65536)
+            if not data:
+                return
+            (b if s is a else a).sendall(data)
+
+
+@pytest.mark.timeout(30)
+def test_a_session_through_a_proxy_option(no_proxy_env: pytest.MonkeyPatch) -> None:
+    """``Session(proxy=...)`` tunnels to the simulator under a name only the proxy knows."""
+    with Simulator(api_key=KEY) as sim:
+        sim.script_replies(["through the proxy"])
+
+        def tunnel(conn: socket.socket) -> None:
+            proxy.read_request(conn)
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            with socket.create_connection(("127.0.0.1", sim.port)) as upstream:
+                _relay(conn, upstream)
+
+        with Hostile(tunnel) as proxy:
+            url = f"ws://realtime.example.com:{sim.port}/api-ws/v1/realtime"
+            s = Session(
+                "qwen3-omni-flash-realtime",
+                api_key=KEY,
+                url=url,
+                proxy=f"http://127.0.0.1:{proxy.port}",
+                config=SessionConfig(turn_detection=None),
+            )
+            with s:
+                reply = s.ask(audio=synthesize("hello", 16000), timeout=15)
+            assert reply.text
+            connects = [r.split(b"\r\n", 1)[0] for r in proxy.requests]
+            assert connects == [f"CONNECT realtime.example.com:{sim.port} HTTP/1.1".encode()]
