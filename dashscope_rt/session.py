@@ -50,6 +50,13 @@ class _Secret(str):
         return "'***'"
 
 
+def _close_abandoned(engine_ref: weakref.ref[Engine]) -> None:
+    """Close the engine of a Session nobody references any more (its threads keep it alive)."""
+    engine = engine_ref()
+    if engine is not None:
+        engine.close(1000, "", 1.0)
+
+
 def _check_limits(
     max_frame_bytes: int, receive_backlog_bytes: int, tool_timeout: float | None
 ) -> None:
@@ -201,7 +208,10 @@ class Session(HandlerRegistration):
         )
         self._engine.settings.wire_session()  # refuse what the model cannot do now, not at connect
         self._asker = Asker(self._engine)
-        self._finalizer = weakref.finalize(self, self._engine.close, 1000, "", 1.0)
+        # Weakly: the error that ended a session holds, in its traceback, the frame of the
+        # wait() that raised it, and so this Session; a strong reference from the finalizer
+        # registry would keep every such session (and all it received) alive for ever.
+        self._finalizer = weakref.finalize(self, _close_abandoned, weakref.ref(self._engine))
 
     def __repr__(self) -> str:
         e = self._engine

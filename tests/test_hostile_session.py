@@ -7,6 +7,7 @@ blocking calls from handlers, and sequences of calls that must leave no thread b
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -15,15 +16,26 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile_servers import SESSION, Hostile, drip, event_frame, frame, open_session, wait_closed
+from hostile_servers import (
+    SESSION,
+    Hostile,
+    close_frame,
+    drip,
+    event_frame,
+    frame,
+    open_session,
+    wait_closed,
+)
 
 from dashscope_rt.config import SessionConfig
 from dashscope_rt.errors import (
     BlockingCallInHandler,
+    ConnectionClosed,
     ConnectTimeout,
     FrameTooLarge,
     InvalidInput,
@@ -335,3 +347,25 @@ def test_a_tool_that_never_returns_does_not_delay_exit(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "closed" in out.stdout
     assert time.monotonic() - start < 40
+
+
+@pytest.mark.timeout(20)
+def test_a_session_ended_by_an_error_is_freed_once_dropped() -> None:
+    """``wait()`` re-raises the error that ended the session; that error's traceback holds the
+    session, which must not keep it (and everything it received) alive for ever."""
+
+    def then(server: Hostile, conn: socket.socket) -> None:
+        conn.sendall(close_frame(1011, "internal error"))
+        wait_closed(conn)
+
+    with _against(then) as server:
+        engines = []
+        for _ in range(2):
+            s = Session(FLASH, api_key=KEY, url=server.url)
+            s.connect()
+            with pytest.raises(ConnectionClosed):
+                s.wait(10)
+            engines.append(weakref.ref(s._engine))
+            del s
+        gc.collect()
+    assert [ref() for ref in engines] == [None, None]
