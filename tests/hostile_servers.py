@@ -72,6 +72,7 @@ class Hostile:
         except BaseException as exc:  # pragma: no cover - a bug in a test script
             self.errors.append(exc)
         finally:
+            conn.close()
             self.done.set()
 
     def stop(self) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import ssl
 import struct
@@ -11,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from hostile_servers import Hostile, frame
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -56,70 +55,19 @@ def test_redact_url_hides_secrets(secret: str) -> None:
 # -- a raw WebSocket server for frame-level tests ----------------------------------------------
 
 
-class RawServer:
-    """Accepts one client, completes the handshake, then runs ``script(conn)``."""
+class RawServer(Hostile):
+    """Accepts a client, completes the handshake, then runs ``script(conn)``."""
 
     def __init__(self, script: Callable[[socket.socket], None]) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1)
-        self.port = self.sock.getsockname()[1]
-        self.script = script
-        self.received: list[tuple[int, bytes]] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        def run(conn: socket.socket) -> None:
+            self.upgrade(conn)
+            script(conn)
 
-    def _run(self) -> None:
-        conn, _ = self.sock.accept()
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(4096)
-            key = ""
-            for line in data.decode().split("\r\n"):
-                if line.lower().startswith("sec-websocket-key:"):
-                    key = line.split(":", 1)[1].strip()
-            accept = base64.b64encode(
-                hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
-            ).decode()
-            conn.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
-            )
-            self.script(conn)
-
-    def read_frame(self, conn: socket.socket) -> tuple[int, bytes]:
-        head = _recv_exact(conn, 2)
-        opcode, n = head[0] & 0x0F, head[1] & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", _recv_exact(conn, 2))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", _recv_exact(conn, 8))[0]
-        mask = _recv_exact(conn, 4)
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(_recv_exact(conn, n)))
-        self.received.append((opcode, payload))
-        return opcode, payload
+        super().__init__(run)
 
     def close(self) -> None:
-        self.thread.join(5)
-        self.sock.close()
-
-
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("eof")
-        buf += chunk
-    return buf
-
-
-def frame(opcode: int, payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        return bytes([0x80 | opcode, n]) + payload
-    return bytes([0x80 | opcode, 126]) + struct.pack("!H", n) + payload
+        self.done.wait(5)
+        self.stop()
 
 
 @pytest.mark.timeout(10)
