@@ -13,7 +13,7 @@ from hostile_servers import Hostile, frame
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashscope_rt._frames import encode_frame
+from dashscope_rt._frames import FrameReader, encode_frame
 from dashscope_rt.errors import (
     AuthenticationError,
     ConnectionClosed,
@@ -276,3 +276,40 @@ def test_our_frames_are_byte_identical_to_websocket_client(
     stock = ABNF(1, 0, 0, 0, opcode, 1, data)
     stock.get_mask_key = lambda n: key
     assert encode_frame(opcode, data, key) == stock.format()
+
+
+@given(
+    messages=st.lists(
+        st.tuples(st.sampled_from([0x1, 0x2]), st.binary(max_size=3000), st.integers(1, 4)),
+        min_size=1,
+        max_size=6,
+    ),
+    chunk=st.integers(1, 700),
+)
+def test_frame_reader_reassembles_whatever_the_fragments_and_chunks(
+    messages: list[tuple[int, bytes, int]], chunk: int
+) -> None:
+    """Messages cut into fragments, with pings between, arriving ``chunk`` bytes at a time."""
+    wire = b""
+    for opcode, data, parts in messages:
+        cuts = [len(data) * i // parts for i in range(parts + 1)]
+        for i in range(parts):
+            piece = data[cuts[i] : cuts[i + 1]]
+            wire += frame(opcode if i == 0 else 0x0, piece, fin=i == parts - 1)
+            if i == 0:
+                wire += frame(0x9, b"between")
+    a, b = socket.socketpair()
+
+    def write() -> None:
+        for i in range(0, len(wire), chunk):
+            b.sendall(wire[i : i + chunk])
+
+    with a, b:
+        a.settimeout(5)
+        writer = threading.Thread(target=write)
+        writer.start()
+        reader = FrameReader(a, max_bytes=1 << 20)
+        got = [reader.read() for _ in range(2 * len(messages))]
+        writer.join(5)
+    assert [m for m in got if m[0] != 0x9] == [(op, data) for op, data, _ in messages]
+    assert [m for m in got if m[0] == 0x9] == [(0x9, b"between")] * len(messages)
