@@ -152,10 +152,10 @@ class ErrorDetail:
         inner = d.get("error")
         nested = inner if type(inner) is dict else {}
         return cls(
-            type=_str(d.get("type")) or _str(nested.get("type")),
-            code=_code(d.get("code")) or _code(nested.get("code")),
+            type=_either(_str(d.get("type")), _str(nested.get("type"))),
+            code=_either(_code(d.get("code")), _code(nested.get("code"))),
             message=_message(d),
-            param=_str(d.get("param")) or _str(nested.get("param")),
+            param=_either(_str(d.get("param")), _str(nested.get("param"))),
             event_id=_str(d.get("event_id")),
             raw=d,
         )
@@ -170,6 +170,11 @@ class ErrorDetail:
         if v is None:
             return cls.from_wire({k: event[k] for k in ("code", "message", "param") if k in event})
         return cls.from_wire({"message": v})
+
+
+def _either(value: str | None, fallback: str | None) -> str | None:
+    """``value`` unless it is missing (an empty string is kept: the wire said so)."""
+    return value if value is not None else fallback
 
 
 def _code(v: Any) -> str | None:
@@ -192,7 +197,7 @@ def _message(d: Mapping[str, Any], depth: int = 0) -> str | None:
             if found is not None:
                 return found
         return json.dumps(v, ensure_ascii=False, default=str)
-    return None
+    return "" if d.get("message") == "" else None
 
 
 @attrs.frozen(kw_only=True)
