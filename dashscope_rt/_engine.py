@@ -38,10 +38,11 @@ from typing import Any
 import attrs
 
 from . import events as ev
-from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
+from ._sdk_events import Closed, Reconnected, Reconnecting, RolledOver, SessionExpiring
 from .config import UNSET, SessionConfig
 from .conversation import (
     BargeIn,
+    BudgetExceeded,
     Conversation,
     CreateFailed,
     Reply,
@@ -61,6 +62,7 @@ from .errors import (
     SessionClosed,
     TransportError,
 )
+from .history import with_context
 from .models import ModelInfo
 from .tools import Tool
 from .transport import Transport
@@ -142,6 +144,10 @@ class _Call:
     """Run ``fn()`` on the dispatcher thread, in event order."""
 
     fn: Callable[[], None]
+
+
+class _RollOver(Exception):
+    """Raised in the reader to move to a new server session (see ``Engine._roll_over``)."""
 
 
 @attrs.define
@@ -328,6 +334,17 @@ class Engine:
         self._converter: Any = None
         self._converter_key: tuple[int, int] | None = None
 
+        # Hooks set by the session layer: the context text for a new server session's
+        # instructions, an observer of everything emitted (tracing), the service's cap.
+        self.context_builder: Callable[[], str] | None = None
+        self.context_text = ""
+        self.observer: Callable[[Any, float], None] | None = None
+        self.tool_observer: Callable[[ToolCall, int, int, BaseException | None], None] | None = None
+        self.session_cap = SESSION_CAP_S
+        self.rollover_lead: float | None = None
+        self._rollover_failed = False
+        self.budget_ends_session = False
+
         self.lag_samples: collections.deque[float] = collections.deque(maxlen=_LAG_SAMPLES)
         self._slow_warned: set[int] = set()
         self.slow_handler_warning = 1.0
@@ -347,7 +364,10 @@ class Engine:
         return cfg
 
     def wire_session(self) -> dict[str, Any]:
-        return self.full_config().to_wire(self.model)
+        wire = self.full_config().to_wire(self.model)
+        if self.context_text:  # the conversation carried over from before this server session
+            wire["instructions"] = with_context(wire.get("instructions"), self.context_text)
+        return wire
 
     @property
     def input_rate(self) -> int:
@@ -436,6 +456,8 @@ class Engine:
 
     def _open_and_handshake(self) -> tuple[Transport, list[tuple[float, Any]]]:
         deadline = time.monotonic() + self.connect_timeout
+        if self.context_builder is not None:  # a new server session: carry the context over
+            self.context_text = self.context_builder()
         wire = self.wire_session()
         transport = Transport.connect(
             self.url,
@@ -549,6 +571,9 @@ class Engine:
                 try:
                     self._read_until_closed(transport)
                     continue  # pragma: no cover - only ever ends by raising
+                except _RollOver:
+                    self._roll_over(transport)
+                    continue
                 except ConnectionClosed as exc:
                     closed = exc
                 if self._user_close or not self._try_reconnect(closed):
@@ -592,8 +617,6 @@ class Engine:
                 transport.settimeout(self.ping_timeout)
                 continue
             t = monotonic()
-            if t >= self._expiry_check_at:
-                self._check_expiry(t)
             if ping_sent is not None:
                 ping_sent = None
                 transport.settimeout(interval)
@@ -608,13 +631,23 @@ class Engine:
             if recording:
                 self._record_received(event)
             put((t, event))
+            if t >= self._expiry_check_at:
+                self._check_expiry(t)
 
     def _check_expiry(self, now: float) -> None:
         start = self.connected_at
         self._expiry_check_at = now + 1.0
-        if start is None or self._expiry_warned:
+        if start is None:
             return
-        remaining = SESSION_CAP_S - (now - start)
+        remaining = self.session_cap - (now - start)
+        lead = self.rollover_lead
+        if lead is not None and remaining <= lead and not self._rollover_failed:
+            with self.conv_cv:  # between turns, with every received event handled
+                idle = self.conv.can_create_response() and not self._tool_batches
+            if idle and self._dq.empty():
+                raise _RollOver
+        if self._expiry_warned:
+            return
         if remaining <= self.expiry_warning:
             self._expiry_warned = True
             log.warning(
@@ -662,40 +695,72 @@ class Engine:
                     self.fatal = exc
                     return False
                 continue
-            with self._state_cv:
-                if self.state is not State.RECONNECTING:  # closed meanwhile
-                    transport.abort()
-                    transport.release()
-                    return False
-                self.transport = transport
-                self.connected_at = time.monotonic()
-                self._expiry_warned = False
-                self.generation += 1
-                gen = self.generation
-                now = time.monotonic()
-                self._dq.put((now, _Call(functools.partial(self._reset_after_reconnect, gen))))
-                for item in early:
-                    self._dq.put(item)
-                self._dq.put((now, Reconnected(attempt=attempt, session_id=self.session_id)))
-                self.state = State.OPEN
-                self._link_up = True
-                self._state_cv.notify_all()
+            notice = Reconnected(attempt=attempt, session_id=self.session_id)
+            if not self._adopt(transport, early, notice, State.RECONNECTING):
+                return False
             log.info("reconnected (attempt %d): session %s", attempt, self.session_id)
             return True
         self.fatal = cause
         return False
 
-    def _reset_after_reconnect(self, gen: int) -> None:
-        """Dispatcher: the server forgot everything; start the state afresh, keep the history."""
+    def _adopt(
+        self, transport: Transport, early: list[tuple[float, Any]], notice: Any, expect: State
+    ) -> bool:
+        """Reader: make a freshly handshaken connection the session's; False if closed meanwhile."""
+        with self._state_cv:
+            if self.state is not expect:
+                transport.abort()
+                transport.release()
+                return False
+            self.transport = transport
+            self.connected_at = time.monotonic()
+            self._expiry_warned = False
+            self._rollover_failed = False
+            self.generation += 1
+            reset = functools.partial(
+                self._reset_after_reconnect, self.generation, isinstance(notice, RolledOver)
+            )
+            now = time.monotonic()
+            self._dq.put((now, _Call(reset)))
+            for item in early:
+                self._dq.put(item)
+            self._dq.put((now, notice))
+            self.state = State.OPEN
+            self._link_up = True
+            self._state_cv.notify_all()
+        return True
+
+    def _roll_over(self, old: Transport) -> None:
+        """Reader: move to a new server session before the cap, carrying the context over.
+
+        Only done while no response is in progress; frames being written to the old
+        connection at that moment are lost with it.
+        """
+        previous = self.session_id
+        try:
+            transport, early = self._open_and_handshake()
+        except (TransportError, ServerError) as exc:
+            log.warning("rollover to a new session failed (%s); this one runs to the cap", exc)
+            self._rollover_failed = True
+            return
+        notice = RolledOver(session_id=self.session_id, previous_session_id=previous)
+        if not self._adopt(transport, early, notice, State.OPEN):
+            return
+        log.info("rolled over from session %s to %s", previous, self.session_id)
+        old.close(1000, "rollover")
+        old.release()
+
+    def _reset_after_reconnect(self, gen: int, planned: bool = False) -> None:
+        """Dispatcher: the server forgot everything; start the state afresh, keep the history.
+
+        After a planned rollover (nothing was in progress) only started waiters fail.
+        """
         lost = self._drop_cause or ConnectionClosed(1006, "connection lost")
         for w in list(self._waiters):
-            if w.generation < gen:
+            if w.generation < gen and not (planned and not w.started):
                 self._end_waiter(w, error=lost)
         with self.conv_cv:
-            old = self.conv
-            self.conv = Conversation(self.model)
-            self.conv.history = old.history
-            self.conv.metrics = old.metrics
+            self.conv = self.conv.carry_over()
             self.conv_cv.notify_all()
         self.active_response = None
         for batch in self._tool_batches:
@@ -970,7 +1035,7 @@ class Engine:
         if isinstance(obj, ProtocolError):
             self.report_error(obj)
             return
-        if isinstance(obj, (Reconnecting, Reconnected, SessionExpiring)):
+        if isinstance(obj, (Reconnecting, Reconnected, RolledOver, SessionExpiring)):
             self._emit(obj, t, wire=True)
             return
         with self.conv_cv:
@@ -984,6 +1049,8 @@ class Engine:
             self._server_error_event(obj)
 
     def _emit(self, obj: Any, t: float, *, wire: bool) -> None:
+        if self.observer is not None:
+            self.observer(obj, t)
         first = True
         for h in self._handlers:
             if h.matches(obj, wire):
@@ -1063,6 +1130,11 @@ class Engine:
             self._start_tools(notice)
         elif isinstance(notice, BargeIn):
             self.cancel_tool_batches("barge-in")
+        elif isinstance(notice, BudgetExceeded) and self.budget_ends_session:
+            log.warning(
+                "cost %.6g reached the budget %.6g: closing", notice.total_cost, notice.budget
+            )
+            self.close_async(1000, "budget exceeded")
         elif isinstance(notice, CreateFailed):
             for w in list(self._waiters):
                 if notice.event_id is not None and notice.event_id in w.event_ids:
@@ -1198,6 +1270,7 @@ class Engine:
 
     def _run_tool(self, batch: _ToolBatch, call: ToolCall) -> None:
         error: BaseException | None = None
+        started = time.time_ns()
         try:
             declared = self.tools.get(call.name)
             if declared is not None and declared.fn is not None:
@@ -1210,6 +1283,8 @@ class Engine:
         except Exception as exc:
             error = exc
             output = json.dumps({"error": f"{type(exc).__name__}: {exc}"}, ensure_ascii=False)
+        if self.tool_observer is not None:
+            self.tool_observer(call, started, time.time_ns(), error)
 
         def done() -> None:
             self._tool_done(batch, call, output, error)
