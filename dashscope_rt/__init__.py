@@ -1,10 +1,12 @@
 """dashscope_rt: a synchronous, threaded SDK for DashScope Qwen-Omni-Realtime.
 
-Start with :class:`Session`; configure it with :class:`SessionConfig`. Audio helpers live in
-:mod:`dashscope_rt.audio`, the offline simulator of the service in :mod:`dashscope_rt.testing`.
+Start with :class:`Session` (:class:`AsyncSession` for asyncio); configure it with
+:class:`SessionConfig`. Audio helpers live in :mod:`dashscope_rt.audio`, the offline simulator
+of the service in :mod:`dashscope_rt.testing`.
 """
 
 from ._version import __version__
+from .async_session import AsyncSession
 from .config import (
     AUDIO_FORMATS,
     LEGACY_AUDIO_FORMATS,
@@ -16,6 +18,7 @@ from .config import (
     UnsetType,
 )
 from .conversation import (
+    BudgetExceeded,
     HistoryEntry,
     Reply,
     ToolCall,
@@ -90,6 +93,7 @@ from .events import (
     encode,
     new_event_id,
 )
+from .history import history_from_json, history_to_json
 from .models import (
     FLASH_VOICES_2025_09_15,
     FLASH_VOICES_2025_12_01,
@@ -98,11 +102,13 @@ from .models import (
     ModelInfo,
     get_model,
 )
+from .pricing import Price, PriceTable
 from .session import (
     Closed,
     Reconnected,
     Reconnecting,
     ReconnectPolicy,
+    RolledOver,
     Session,
     SessionExpiring,
 )
@@ -123,7 +129,9 @@ __all__ = [
     "SERVER_EVENT_TYPES",
     "TURBO_VOICES",
     "UNSET",
+    "AsyncSession",
     "AuthenticationError",
+    "BudgetExceeded",
     "ClientEvent",
     "Closed",
     "ConnectError",
@@ -153,6 +161,8 @@ __all__ = [
     "LegacyChoices",
     "ModelInfo",
     "NameResolutionError",
+    "Price",
+    "PriceTable",
     "ProtocolError",
     "RealtimeError",
     "ReconnectPolicy",
@@ -176,6 +186,7 @@ __all__ = [
     "ResponseOutputItemDone",
     "ResponseTextDelta",
     "ResponseTextDone",
+    "RolledOver",
     "SemanticVAD",
     "ServerError",
     "ServerEvent",
@@ -205,6 +216,8 @@ __all__ = [
     "decode",
     "encode",
     "get_model",
+    "history_from_json",
+    "history_to_json",
     "new_event_id",
     "tool",
     "tool_from_function",

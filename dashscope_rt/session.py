@@ -588,6 +588,7 @@ class Session:
         channels: int = 1,
         instructions: str | None = None,
         timeout: float = 60.0,
+        _gate: Callable[[], None] | None = None,
     ) -> Reply:
         """Send one user turn and block until the whole reply is in.
 
@@ -621,6 +622,8 @@ class Session:
             if not e.wait_idle(max(0.0, deadline - time.monotonic())):
                 e.check_open()
                 raise Timeout(f"a response was still in progress after {timeout} s")
+            if _gate is not None:  # AsyncSession: raises if the awaiting task was cancelled
+                _gate()
             waiter = e.add_waiter()
             try:
                 manual = e.manual_mode()
