@@ -220,7 +220,7 @@ class AsyncSession:
             options["tools"] = [self._loop_tool(t) for t in as_tools(tools)]
         self._session = Session(model, **options)
         self._bridge.session_closed = self._session._engine.closed_event
-        self._bridges: dict[int, list[tuple[Any, Callable[[Any], None]]]] = {}
+        self._bridges: dict[Any, list[tuple[Any, Callable[[Any], None]]]] = {}
 
     def __repr__(self) -> str:
         return "<Async" + repr(self._session)[1:]
@@ -311,7 +311,7 @@ class AsyncSession:
             self._session.on_event(bridge)
         else:
             self._session.on(event, bridge)
-        self._bridges.setdefault(id(fn), []).append((event, bridge))
+        self._bridges.setdefault(fn, []).append((event, bridge))
 
     def on_event(self, fn: F) -> F:
         """``fn(ev)`` for every server event and every SDK event."""
@@ -323,7 +323,7 @@ class AsyncSession:
         if event is not None and not isinstance(event, (str, type)) and fn is None:
             fn, event = event, None
         removed = 0
-        for key in [id(fn)] if fn is not None else list(self._bridges):
+        for key in [fn] if fn is not None else list(self._bridges):
             kept = []
             for registered, bridge in self._bridges.get(key, []):
                 if event is None or registered == event:
@@ -372,7 +372,7 @@ class AsyncSession:
         self._bridge.error_handlers.append(fn)
         bridge = self._bridge.handler(fn)
         self._session.on_error(bridge)
-        self._bridges.setdefault(id(fn), []).append(("error", bridge))
+        self._bridges.setdefault(fn, []).append(("error", bridge))
         return fn
 
     def on_close(self, fn: F) -> F:
@@ -398,7 +398,7 @@ class AsyncSession:
                 return bridge.run_coroutine(fn(call))
 
             self._session.on_tool_call(run_on_loop)
-            self._bridges.setdefault(id(fn), []).append(("tool_call", run_on_loop))
+            self._bridges.setdefault(fn, []).append(("tool_call", run_on_loop))
         else:
             self._session.on_tool_call(fn)
         return fn
