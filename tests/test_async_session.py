@@ -69,11 +69,12 @@ async def test_vad_turn_with_plain_and_async_handlers_on_the_loop(sim: Simulator
         s.on_speech_stopped(lambda ev: seen.append(("stopped", True)))
         s.on_audio_delta(on_delta)
         done: list[Reply] = []
-        s.on_response_done(
-            lambda r: (
-                done.append(r) or seen.append(("done", threading.current_thread() is loop_thread))
-            )
-        )
+
+        def finished(r: Reply) -> None:
+            done.append(r)
+            seen.append(("done", threading.current_thread() is loop_thread))
+
+        s.on_response_done(finished)
         reply = await s.ask(audio=speech() + silence(300), timeout=10)
         for _ in range(200):  # the handlers of the last events may still be queued
             if done:
