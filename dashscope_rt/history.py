@@ -31,6 +31,7 @@ CONTEXT_HEADER = (
     "Earlier in this conversation (a transcript; continue from where it ends, do not repeat it):"
 )
 _ROLES = ("user", "assistant")
+_MIN_CUT = 12  # a newest line cut shorter than this is not worth sending
 _LABELS = {"user": "User", "assistant": "Assistant"}
 
 
@@ -101,7 +102,7 @@ def _entry(index: int, item: Any) -> HistoryEntry:
 def context_block(entries: Sequence[HistoryEntry], max_chars: int) -> str:
     """The most recent lines of ``entries`` as text of at most ``max_chars`` characters.
 
-    Whole lines are kept, newest first, until the cap; a single line longer than the cap is
+    Whole lines are kept, newest first, until the cap; a newest line longer than the cap is
     cut from its start. Empty lines are skipped. Returns "" when there is nothing to carry.
     """
     if max_chars <= len(CONTEXT_HEADER) + 1:
@@ -115,7 +116,7 @@ def context_block(entries: Sequence[HistoryEntry], max_chars: int) -> str:
         line = f"{_LABELS.get(entry.role, entry.role)}: {text}"
         cost = len(line) + (1 if kept else 0)
         if cost > budget:
-            if not kept:
+            if not kept and budget >= _MIN_CUT:
                 kept.append("…" + line[len(line) - budget + 1 :])
             break
         kept.append(line)
