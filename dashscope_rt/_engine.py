@@ -85,7 +85,7 @@ class ReconnectPolicy:
     The backoff doubles from ``initial_backoff`` up to ``max_backoff``, varied by ±``jitter`` (a
     fraction). Never used after an authentication failure, a quota (1007) or policy (1008)
     close, or :meth:`Session.close`. The new connection is a fresh server session: the config
-    and tools are sent again, but the model has no memory of earlier turns.
+    and tools are sent again, and the earlier turns only as the transcript in its instructions.
     """
 
     max_attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))

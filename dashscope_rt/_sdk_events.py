@@ -43,7 +43,8 @@ class Reconnecting:
 class Reconnected:
     """A new connection is up and the session config (and tools) were sent again.
 
-    The server starts a fresh session: earlier turns are not in its context.
+    The server starts a fresh session: earlier turns reach it only as the transcript carried
+    in its instructions (``context_chars``).
     """
 
     TYPE: ClassVar[str] = "sdk.reconnected"
