@@ -147,6 +147,34 @@ def talk_through_the_page(tmp_path: Path, base_url: str) -> tuple[dict[str, Any]
     return state, page_text
 
 
+def relay_one_turn(ws_url: str, *, read_after_stop: bool = False) -> tuple[list[Any], bytes, Any]:
+    """Speak the page's wire format without a browser: start, ``QUESTION`` as 48 kHz PCM in
+    100 ms frames, read until ``done``, then stop. Returns the JSON messages, the reply audio
+    and (with ``read_after_stop``) the next message after the stop."""
+    ws = websocket.create_connection(ws_url, timeout=10)
+    events: list[Any] = []
+    audio = bytearray()
+    after = None
+    try:
+        ws.send(json.dumps({"type": "start", "sampleRate": 48000}))
+        assert json.loads(ws.recv()) == {"type": "ready", "inputRate": 16000, "outputRate": 24000}
+        pcm = synthesize(QUESTION, 48000) + silence(1500, 48000)
+        for i in range(0, len(pcm), 9600):  # 100 ms at 48 kHz, as the page sends
+            ws.send_binary(pcm[i : i + 9600])
+        while not events or events[-1]["type"] != "done":
+            msg = ws.recv()
+            if isinstance(msg, bytes):
+                audio += msg
+            else:
+                events.append(json.loads(msg))
+        ws.send(json.dumps({"type": "stop"}))
+        if read_after_stop:
+            after = json.loads(ws.recv())
+    finally:
+        ws.close()
+    return events, bytes(audio), after
+
+
 def assert_the_reply_was_heard(state: dict[str, Any], page_text: str) -> None:
     """What the page must show after one spoken turn."""
     assert not state.get("errors"), state

@@ -76,32 +76,10 @@ def test_relay_over_a_real_websocket(
     no_thread_leak: None, simulator: Simulator, fastapi_server: str
 ) -> None:
     """Without a browser: the page's wire format, spoken by websocket-client."""
-    import json
+    from browser import ANSWER, QUESTION, relay_one_turn
 
-    import websocket
-    from browser import ANSWER, QUESTION
-
-    from dashscope_rt.testing import silence, synthesize
-
-    ws = websocket.create_connection(fastapi_server.replace("http", "ws") + "/ws", timeout=10)
-    events: list[dict[str, object]] = []
-    audio = bytearray()
-    try:
-        ws.send(json.dumps({"type": "start", "sampleRate": 48000}))
-        assert json.loads(ws.recv()) == {"type": "ready", "inputRate": 16000, "outputRate": 24000}
-        pcm = synthesize(QUESTION, 48000) + silence(1500, 48000)
-        for i in range(0, len(pcm), 9600):  # 100 ms at 48 kHz, as the page sends
-            ws.send_binary(pcm[i : i + 9600])
-        while not events or events[-1]["type"] != "done":
-            msg = ws.recv()
-            if isinstance(msg, bytes):
-                audio += msg
-            else:
-                events.append(json.loads(msg))
-        ws.send(json.dumps({"type": "stop"}))
-        closed = json.loads(ws.recv())
-    finally:
-        ws.close()
+    url = fastapi_server.replace("http", "ws") + "/ws"
+    events, audio, closed = relay_one_turn(url, read_after_stop=True)
     assert events[0]["type"] == "speech_started"
     assert {"type": "user", "text": QUESTION} in events
     deltas = "".join(str(e["text"]) for e in events if e["type"] == "delta")
