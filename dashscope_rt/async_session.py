@@ -255,6 +255,9 @@ class AsyncSession:
             future.add_done_callback(_consume)
             threading.Thread(target=self._session.close, daemon=True).start()
             raise
+        except Exception:
+            await bridge.stop(1.0)  # no thread is left; no task either
+            raise
         return self
 
     async def close(self, code: int = 1000, reason: str = "") -> None:

@@ -64,7 +64,8 @@ def make_tracer(model: str, server: str, tracer_provider: Any = None) -> Session
     if not recording:  # no SDK configured: stay out of the event path entirely
         probe.end()
         return None
-    # A recording probe must not reach the exporter: drop it without ending it.
+    # The probe is never ended, so no exporter sees it. A provider configured after the
+    # session was created is not used by it.
     return SessionTracer(trace, tracer, model, server)
 
 

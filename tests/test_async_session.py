@@ -316,4 +316,5 @@ async def test_failed_connect_raises_and_leaves_no_thread(sim: Simulator) -> Non
     with pytest.raises(AuthenticationError):
         await s.connect()
     assert s.closed
+    assert [t for t in asyncio.all_tasks() if t.get_name() == "dashscope_rt-async-handlers"] == []
     assert await no_sdk_threads() == set()
