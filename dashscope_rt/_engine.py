@@ -327,6 +327,7 @@ class Engine:
         self._expiry_warned = False
         self._expiry_check_at = 0.0
         self.generation = 0
+        self._conv_generation = 0  # the generation whose conversation state is in place
         self._drop_cause: ConnectionClosed | None = None
 
         # Audio uplink: one streaming resampler; the lock keeps convert+enqueue atomic.
@@ -387,10 +388,16 @@ class Engine:
         )
 
     def wait_open(self, timeout: float) -> bool:
-        """Block while a reconnect is in progress; True once the session is open."""
+        """Block while a reconnect is in progress; True once the session is open.
+
+        Open means also that the dispatcher has started the new connection's conversation
+        state, so that what is sent next is accounted to it, not to the old one.
+        """
         deadline = time.monotonic() + timeout
         with self._state_cv:
-            while self.state is State.RECONNECTING:
+            while self.state is State.RECONNECTING or (
+                self.state is State.OPEN and self._conv_generation < self.generation
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -767,6 +774,9 @@ class Engine:
             batch.cancelled = True
         self._tool_batches.clear()
         self.reset_audio()
+        with self._state_cv:
+            self._conv_generation = gen
+            self._state_cv.notify_all()
 
     def _link_gone(self, closed: ConnectionClosed) -> None:
         with self._state_cv:
