@@ -22,13 +22,14 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ._handlers import _positional_params
 from ._sdk_events import Closed
 from .config import SessionConfig
-from .conversation import HistoryEntry, Reply, TurnMetrics
 from .errors import RealtimeError, SessionClosed
 from .events import Response
 from .models import ModelInfo
-from .session import EventKey, Session, _positional_params
+from .reply import HistoryEntry, Reply, TurnMetrics
+from .session import Session
 from .tools import Tool, as_tools
 
 __all__ = ["AsyncSession"]
@@ -271,7 +272,7 @@ class AsyncSession:
             await asyncio.shield(future)
         finally:
             future.add_done_callback(_consume)
-        await bridge.stop(self._session._engine.close_timeout + 1.0)
+        await bridge.stop(self._session._engine.link.close_timeout + 1.0)
 
     async def __aenter__(self) -> AsyncSession:
         if self._session.state in ("new", "connecting"):
@@ -300,7 +301,7 @@ class AsyncSession:
 
     # -- handlers ----------------------------------------------------------------------------------
 
-    def on(self, event: EventKey, fn: F | None = None) -> Any:
+    def on(self, event: str | type[Any], fn: F | None = None) -> Any:
         """Call ``fn(ev)`` on the loop for each event of a wire type or class (see Session.on)."""
 
         def register(f: F) -> F:
@@ -321,7 +322,7 @@ class AsyncSession:
         self._register("*", fn, self._bridge.handler(fn))
         return fn
 
-    def off(self, event: EventKey | Callable[..., Any] | None = None, fn: Any = None) -> int:
+    def off(self, event: str | type[Any] | Callable[..., Any] | None = None, fn: Any = None) -> int:
         """Unregister: ``off(fn)``, ``off("response.done")``, ``off(key, fn)``; returns a count."""
         if event is not None and not isinstance(event, (str, type)) and fn is None:
             fn, event = event, None
@@ -483,10 +484,10 @@ class AsyncSession:
 
     async def ask(
         self,
+        *,
         text: str | None = None,
         audio: Any = None,
         image: bytes | None = None,
-        *,
         sample_rate: int | None = None,
         channels: int = 1,
         instructions: str | None = None,
@@ -501,15 +502,15 @@ class AsyncSession:
         gate = _AskGate()
         future = _in_thread(
             self._bridge,
-            self._session.ask,
-            text,
-            audio,
-            image,
+            self._session._asker.ask,
+            text=text,
+            audio=audio,
+            image=image,
             sample_rate=sample_rate,
             channels=channels,
             instructions=instructions,
             timeout=timeout,
-            _gate=gate,
+            gate=gate,
         )
         try:
             reply: Reply = await asyncio.shield(future)

@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .conversation import HistoryEntry
 from .errors import InvalidInput
+from .reply import HistoryEntry
 
 __all__ = [
     "CONTEXT_HEADER",

@@ -18,7 +18,9 @@ from typing import Any
 
 from . import events as ev
 from ._sdk_events import Closed, Reconnected, RolledOver
-from .conversation import BargeIn, BudgetExceeded, Reply, ToolCall
+from .conversation import BargeIn, BudgetExceeded
+from .errors import MissingExtra
+from .reply import Reply, ToolCall
 
 __all__ = ["OTEL_EXTRA_HINT", "SessionTracer", "make_tracer"]
 
@@ -48,12 +50,14 @@ def make_tracer(model: str, server: str, tracer_provider: Any = None) -> Session
     """A tracer for one session, or None when OpenTelemetry is absent or records nothing.
 
     ``tracer_provider`` (default: the global one) must be given only with OpenTelemetry
-    installed; otherwise ImportError names the extra to install.
+    installed; otherwise :class:`~dashscope_rt.errors.MissingExtra` names the extra.
     """
     trace = _import_trace()
     if trace is None:
         if tracer_provider is not None:
-            raise ImportError(f"tracer_provider= needs opentelemetry-api: {OTEL_EXTRA_HINT}")
+            raise MissingExtra(
+                f"tracer_provider= needs opentelemetry-api: {OTEL_EXTRA_HINT}", extra="otel"
+            )
         return None
     from ._version import __version__
 

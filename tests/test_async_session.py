@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from dashscope_rt import AsyncSession, Closed, Reply, SessionConfig
+from dashscope_rt import AsyncSession, Reply, SessionConfig
 from dashscope_rt.errors import AuthenticationError, ServerError
+from dashscope_rt.events import Closed
 from dashscope_rt.testing import Reply as SimReply
 from dashscope_rt.testing import Simulator, silence, synthesize
 from dashscope_rt.testing import ToolCall as SimCall
@@ -91,7 +92,7 @@ async def test_vad_turn_with_plain_and_async_handlers_on_the_loop(sim: Simulator
 @pytest.mark.timeout(30)
 async def test_ask_in_manual_mode_with_text(sim: Simulator) -> None:
     async with make(sim, PLUS, config=MANUAL) as s:
-        first = await s.ask("What is two and two?", timeout=10)
+        first = await s.ask(text="What is two and two?", timeout=10)
         second = await s.ask(audio=speech("and now something else"), timeout=10)
     assert "two and two" in first.text and second.audio
     assert second.response_id != first.response_id
@@ -238,7 +239,7 @@ async def test_async_tools_run_on_the_loop(sim: Simulator) -> None:
 
     sim.script_replies([SimReply(tool_calls=(SimCall("get_weather", {"city": "Paris"}),))])
     async with make(sim, PLUS, config=MANUAL, tools=[get_weather]) as s:
-        reply = await s.ask("What is the weather in Paris?", timeout=15)
+        reply = await s.ask(text="What is the weather in Paris?", timeout=15)
     assert ran_on == [True]
     assert "sunny in Paris" in reply.text
     assert [c.name for c in reply.tool_calls] == ["get_weather"]
@@ -261,7 +262,7 @@ async def test_async_on_tool_call_handler(sim: Simulator) -> None:
     ]
     async with make(sim, PLUS, config=MANUAL, tools=tools) as s:
         s.on_tool_call(handle)
-        reply = await s.ask("What time is it?", timeout=15)
+        reply = await s.ask(text="What time is it?", timeout=15)
     assert calls == ["get_time"] and "noon" in reply.text
 
 

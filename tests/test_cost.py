@@ -144,8 +144,8 @@ def test_reply_cost_and_total_over_a_socket(sim: Simulator) -> None:
     }
     with make(sim, prices=wire) as s:
         assert s.total_cost == 0.0
-        a = s.ask("first question", timeout=10)
-        b = s.ask("second question, a bit longer than the first", timeout=10)
+        a = s.ask(text="first question", timeout=10)
+        b = s.ask(text="second question, a bit longer than the first", timeout=10)
         total = s.total_cost
     sent = [e["response"]["usage"] for e in sim.last.sent_events("response.done")]
     expected = [PRICE.cost(usage(u)) for u in sent]
@@ -161,7 +161,7 @@ def test_budget_can_end_the_session(sim: Simulator) -> None:
     s.on(BudgetExceeded, over.append)
     s.on_close(lambda c: ended.set())
     with s:
-        reply = s.ask("spend something", timeout=10)
+        reply = s.ask(text="spend something", timeout=10)
         assert ended.wait(10)
     assert len(over) == 1 and over[0].total_cost == pytest.approx(reply.cost)
     assert s.close_info is not None and s.close_info.reason == "budget exceeded"
@@ -172,14 +172,14 @@ def test_budget_event_only_keeps_the_session(sim: Simulator) -> None:
     over: list[BudgetExceeded] = []
     with make(sim, prices=TABLE, budget=1e-9) as s:
         s.on("sdk.budget_exceeded", over.append)
-        s.ask("one", timeout=10)
-        s.ask("two", timeout=10)
+        s.ask(text="one", timeout=10)
+        s.ask(text="two", timeout=10)
         assert s.state == "open"
     assert len(over) == 1 and s.total_cost is not None and s.total_cost > 1e-9
 
 
 def test_no_price_table_means_no_cost(sim: Simulator) -> None:
     with make(sim) as s:
-        reply = s.ask("free of charge?", timeout=10)
+        reply = s.ask(text="free of charge?", timeout=10)
         assert s.total_cost is None
     assert reply.cost is None and reply.usage is not None

@@ -13,20 +13,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashscope_rt import (
-    HistoryEntry,
-    Reconnected,
-    ReconnectPolicy,
-    RolledOver,
-    Session,
-    SessionConfig,
-    history_from_json,
-    history_to_json,
-)
+from dashscope_rt import HistoryEntry, ReconnectPolicy, Session, SessionConfig
 from dashscope_rt import events as ev
 from dashscope_rt.conversation import Conversation
 from dashscope_rt.errors import InvalidInput
-from dashscope_rt.history import CONTEXT_HEADER, coerce_history, context_block, with_context
+from dashscope_rt.events import Reconnected, RolledOver
+from dashscope_rt.history import (
+    CONTEXT_HEADER,
+    coerce_history,
+    context_block,
+    history_from_json,
+    history_to_json,
+    with_context,
+)
 from dashscope_rt.models import get_model
 from dashscope_rt.testing import Behaviour, Simulator
 
@@ -209,11 +208,11 @@ def test_history_restores_context_through_instructions(sim: Simulator) -> None:
         HistoryEntry(role="assistant", item_id="i2", text="Nice to meet you, Ada.", final=True),
     ]
     with make(sim, max_history=50) as first:
-        first.ask("Remember the number 42.", timeout=10)
+        first.ask(text="Remember the number 42.", timeout=10)
         saved = first.export_history()
     with make(sim, history=earlier + list(history_from_json(saved))) as s:
         assert [h.text for h in s.history][:2] == ["My name is Ada.", "Nice to meet you, Ada."]
-        reply = s.ask("What do you know?", timeout=10)
+        reply = s.ask(text="What do you know?", timeout=10)
     sent = sim.last.received_events("session.update")[0]["session"]["instructions"]
     assert sent.startswith("Be brief.\n\n" + CONTEXT_HEADER)
     assert "User: My name is Ada." in sent and "User: Remember the number 42." in sent
@@ -238,12 +237,12 @@ def test_reconnect_carries_the_transcript_over(sim: Simulator) -> None:
     s = make(sim, reconnect=FAST)
     s.on(Reconnected, got.append)
     with s:
-        s.ask("The password is swordfish.", timeout=10)
+        s.ask(text="The password is swordfish.", timeout=10)
         sim.last.drop()
         sim.wait_for(lambda: len(sim.connections) == 2)
         second = sim.connections[1]
         sim.wait_for(lambda: "session.update" in second.received_types())
-        reply = s.ask("What is the password?", timeout=10)
+        reply = s.ask(text="What is the password?", timeout=10)
     sent = second.received_events("session.update")[0]["session"]["instructions"]
     assert "User: The password is swordfish." in sent and "Assistant: " in sent
     assert got and reply.text
@@ -265,9 +264,9 @@ def test_rollover_before_the_cap_carries_the_context() -> None:
 
         with s:
             first_id = s.session_id
-            s.ask("Remember the colour teal.", timeout=10)
+            s.ask(text="Remember the colour teal.", timeout=10)
             assert rolled.wait(10)
-            reply = s.ask("Which colour?", timeout=10)
+            reply = s.ask(text="Which colour?", timeout=10)
             assert s.state == "open"
         old, new = sim.connections[0], sim.connections[1]
     assert events[0].previous_session_id == first_id
@@ -283,7 +282,7 @@ def test_rollover_before_the_cap_carries_the_context() -> None:
 def test_session_history_is_bounded_over_many_turns(sim: Simulator) -> None:
     with make(sim, max_history=6) as s:
         for n in range(120):
-            s.ask(f"turn {n}", timeout=10)
+            s.ask(text=f"turn {n}", timeout=10)
         assert len(s.history) == 6 and len(s.metrics) == 6
         assert s.history[-2].text == "turn 119"
 

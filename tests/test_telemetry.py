@@ -80,7 +80,7 @@ def test_session_turn_and_tool_spans(
         tracer_provider=provider,
         close_timeout=2.0,
     ) as s:
-        reply = s.ask("What is the weather in Paris?", timeout=10)
+        reply = s.ask(text="What is the weather in Paris?", timeout=10)
         sid = s.session_id
     spans = exporter.get_finished_spans()
     assert not named(spans, "probe")
@@ -134,7 +134,7 @@ def test_a_failing_tool_and_an_interrupted_turn(
             close_timeout=2.0,
         ) as s:
             s.on_error(lambda exc: None)
-            s.ask("Is it raining in Rome?", timeout=10)
+            s.ask(text="Is it raining in Rome?", timeout=10)
             s.on_audio_delta(lambda ev: audio.set())
             s.on_response_done(done.append)
             s.append_audio(synthesize("tell me a long story about the sea", 16000))
@@ -155,7 +155,7 @@ def test_a_failing_tool_and_an_interrupted_turn(
 
 def test_nothing_is_traced_without_a_configured_provider(sim: Simulator) -> None:
     s = Session(PLUS, api_key=KEY, url=sim.url)  # the global provider is the no-op default
-    assert s._engine.observer is None and s._engine.tool_observer is None
+    assert s._engine.dispatcher.observer is None and s._engine.tools.observer is None
 
 
 def test_without_opentelemetry_it_is_a_no_op_or_a_clear_error(
