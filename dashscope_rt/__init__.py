@@ -9,11 +9,15 @@ from .config import (
     AUDIO_FORMATS,
     LEGACY_AUDIO_FORMATS,
     SAMPLE_RATES,
+    SAMPLING_FIELDS,
     UNSET,
     SemanticVAD,
     ServerVAD,
     SessionConfig,
     UnsetType,
+    audio_format_object,
+    check_modalities,
+    transcription_object,
 )
 from .conversation import (
     HistoryEntry,
@@ -40,6 +44,7 @@ from .errors import (
     UnsupportedByModel,
 )
 from .events import (
+    CLIENT_EVENT_TYPES,
     SERVER_EVENT_TYPES,
     ClientEvent,
     ContentPart,
@@ -87,8 +92,11 @@ from .events import (
     UnknownEvent,
     Usage,
     decode,
+    decode_client,
     encode,
+    encode_server,
     new_event_id,
+    new_id,
 )
 from .models import (
     FLASH_VOICES_2025_09_15,
@@ -97,6 +105,7 @@ from .models import (
     TURBO_VOICES,
     ModelInfo,
     get_model,
+    image_tokens,
 )
 from .session import (
     Closed,
@@ -115,11 +124,13 @@ from .tools import (
 
 __all__ = [
     "AUDIO_FORMATS",
+    "CLIENT_EVENT_TYPES",
     "FLASH_VOICES_2025_09_15",
     "FLASH_VOICES_2025_12_01",
     "LEGACY_AUDIO_FORMATS",
     "MODELS",
     "SAMPLE_RATES",
+    "SAMPLING_FIELDS",
     "SERVER_EVENT_TYPES",
     "TURBO_VOICES",
     "UNSET",
@@ -202,10 +213,17 @@ __all__ = [
     "UnsupportedByModel",
     "Usage",
     "__version__",
+    "audio_format_object",
+    "check_modalities",
     "decode",
+    "decode_client",
     "encode",
+    "encode_server",
     "get_model",
+    "image_tokens",
     "new_event_id",
+    "new_id",
     "tool",
     "tool_from_function",
+    "transcription_object",
 ]

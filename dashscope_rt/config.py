@@ -42,6 +42,7 @@ __all__ = [
     "UnsetType",
     "audio_format_object",
     "check_modalities",
+    "transcription_object",
 ]
 
 log = logging.getLogger("dashscope_rt.config")
@@ -449,6 +450,11 @@ def _unsupported(
     )
 
 
+def transcription_object(model: ModelInfo) -> dict[str, Any]:
+    """The ``input_audio_transcription`` object that turns transcription on for ``model``."""
+    return {"model": model.transcription_model}
+
+
 def audio_format_object(fmt: str, rate: int) -> dict[str, Any]:
     """One side of the nested qwen3.5 ``audio`` object: ``{"format": {"type", "sample_rate"}}``
     (``type`` is ``"wav"`` or ``"pcm"``)."""
@@ -563,7 +569,7 @@ class SessionConfig:
         out.update(self._audio_wire(info))
         if self.input_transcription is not UNSET:
             out["input_audio_transcription"] = (
-                {"model": info.transcription_model} if self.input_transcription else None
+                transcription_object(info) if self.input_transcription else None
             )
         if self.turn_detection is not UNSET:
             out["turn_detection"] = self._vad_wire(info)

@@ -36,7 +36,7 @@ from ._client_events import (
     decode_client,
     encode,
 )
-from ._wire import WireObject, dumps, new_event_id, pybase64, write
+from ._wire import WireObject, dumps, new_event_id, new_id, pybase64, write
 from .errors import InvalidInput, ProtocolError
 
 __all__ = [
@@ -92,6 +92,7 @@ __all__ = [
     "encode",
     "encode_server",
     "new_event_id",
+    "new_id",
 ]
 
 logger = logging.getLogger("dashscope_rt.events")

@@ -18,15 +18,18 @@ instead; ``dashscope-rt simulate --port N`` runs the server standalone.
 
 from __future__ import annotations
 
+from ..audio import jpeg_size
+from ..models import image_tokens
+from ._audio_input import Transcriber, default_transcriber
 from ._behaviour import Behaviour
-from ._engine import SimulatedSession, Transcriber, default_transcriber, image_tokens, jpeg_size
+from ._engine import SimulatedSession
 from ._faults import Faults
 from ._replay import ReplayEngine
 from ._responder import (
     Image,
-    Reply,
     Responder,
-    ToolCall,
+    ScriptedReply,
+    ScriptedToolCall,
     ToolOutput,
     Turn,
     default_responder,
@@ -45,11 +48,11 @@ __all__ = [
     "Image",
     "Rejection",
     "ReplayEngine",
-    "Reply",
     "Responder",
+    "ScriptedReply",
+    "ScriptedToolCall",
     "SimulatedSession",
     "Simulator",
-    "ToolCall",
     "ToolOutput",
     "Transcriber",
     "Turn",
