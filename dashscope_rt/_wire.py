@@ -3,10 +3,10 @@ to the dicts they are decoded from (``to_wire``).
 
 Writing rule (:func:`write`): a typed object with a ``raw`` mapping (the decoded JSON) writes
 ``raw`` first, so keys it does not model and values it could not type survive unchanged, then
-every field that is set. A field that is None (or an empty tuple or mapping) is left out, unless
-``raw`` has the key or the class lists the field in ``_WIRE_ALWAYS`` (then it is written as null,
-``[]`` or ``{}``). So ``decode`` then ``to_wire`` gives the frame back, and a built object gives
-the documented shape.
+every field that is set. A field that is None (or still at its empty ``()``/``{}`` default) is left
+out, unless ``raw`` has the key, or the object is built (no ``raw``) and its class lists the field
+in ``_WIRE_ALWAYS`` (then it is written as null, ``[]`` or ``{}``). So ``decode`` then ``to_wire``
+gives the frame back, and a built object gives the documented shape.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import itertools
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -123,7 +123,8 @@ def new_event_id() -> str:
 
 # --- writing typed objects ------------------------------------------------------------------
 
-_Plan = tuple[tuple[str, str, bool], ...]
+_Plan = tuple[tuple[str, str, bool, bool], ...]
+"""Per field: name, wire key, always written, defaults to an empty container."""
 _plans: dict[type, _Plan] = {}
 
 
@@ -132,7 +133,7 @@ class WireObject:
 
     __slots__ = ()
     _WIRE_ALWAYS: ClassVar[frozenset[str]] = frozenset()
-    """Fields written even when None or empty (as null, [] or {})."""
+    """Fields a built object writes even when None or empty (as null, [] or {})."""
     _WIRE_KEYS: ClassVar[Mapping[str, str]] = {}
     """Field name -> wire key, where they differ."""
 
@@ -147,12 +148,19 @@ def _plan(cls: type) -> _Plan:
         always: frozenset[str] = getattr(cls, "_WIRE_ALWAYS", frozenset())
         keys: Mapping[str, str] = getattr(cls, "_WIRE_KEYS", {})
         plan = tuple(
-            (f.name, keys.get(f.name, f.name), f.name in always)
+            (f.name, keys.get(f.name, f.name), f.name in always, _empty_default(f))
             for f in attrs.fields(cls)
             if f.name != "raw"
         )
         _plans[cls] = plan
     return plan
+
+
+def _empty_default(field: attrs.Attribute[Any]) -> bool:
+    default: Any = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    return isinstance(default, (tuple, dict)) and not default
 
 
 def _value(v: Any) -> Any:
@@ -167,7 +175,6 @@ def _value(v: Any) -> Any:
     return v
 
 
-_EMPTY: dict[type, Callable[[], Any]] = {tuple: list, dict: dict}
 
 
 def write(
@@ -186,11 +193,11 @@ def write(
         if "event_id" not in out and getattr(obj, "event_id", None) is not None:
             out["event_id"] = obj.event_id
         out["type"] = event_type
-    for name, key, always in _plan(type(obj)):
+    for name, key, always, empty_default in _plan(type(obj)):
         v = getattr(obj, name)
-        if v is None or ((type(v) is tuple or isinstance(v, Mapping)) and not v):
-            if always and key not in out:
-                out[key] = None if v is None else _EMPTY.get(type(v), dict)()
+        if v is None or (empty_default and not v):
+            if always and not raw:
+                out[key] = None if v is None else _value(v)
             continue
         out[key] = _value(v)
     if event_id is not None:

@@ -293,9 +293,9 @@ class Item(WireObject):
         return "".join(p.text_or_transcript or "" for p in self.content)
 
     def to_wire(self) -> dict[str, Any]:
-        """The wire dict; a message always has its ``content`` list, even empty."""
+        """The wire dict; a built message always has its ``content`` list, even empty."""
         out = write(self)
-        if self.type == "message":
+        if self.type == "message" and not self.raw:
             out.setdefault("content", [])
         return out
 

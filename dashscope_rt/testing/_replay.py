@@ -94,8 +94,9 @@ class ReplayEngine:
         try:
             event = decode_client(frame)
         except ProtocolError as exc:  # still count an event of a type the core refused
-            if isinstance(exc.frame, dict) and isinstance(exc.frame.get("type"), str):
-                self._seen[exc.frame["type"]] += exc.frame["type"] != _APPEND
+            etype = exc.frame.get("type") if isinstance(exc.frame, dict) else None
+            if isinstance(etype, str) and etype != _APPEND:
+                self._seen[etype] += 1
                 self._release(now)
             return
         if isinstance(event, InputAudioBufferAppend):
