@@ -175,8 +175,6 @@ def _value(v: Any) -> Any:
     return v
 
 
-
-
 def write(
     obj: Any, *, event_type: str | None = None, event_id: str | None = None
 ) -> dict[str, Any]:

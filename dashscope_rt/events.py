@@ -272,8 +272,8 @@ def _part(v: Any) -> ContentPart | None:
 
 @attrs.frozen(kw_only=True)
 class Item(WireObject):
-    """A conversation item: a ``message`` (with ``content``), a ``function_call`` (``call_id``,
-    ``name``, ``arguments``) or a ``function_call_output`` (``call_id``, ``output``)."""
+    """A conversation item: a ``message`` (with ``content``), a ``function_call`` or its
+    ``function_call_output`` (``call_id`` + ``output``)."""
 
     id: str | None = None
     object: str | None = None
