@@ -4,7 +4,9 @@ Server events are frozen attrs classes built by :func:`decode`; every one keeps 
 object in ``raw`` (left out of ``==`` and ``repr``). Unknown types become :class:`UnknownEvent`, the
 older DashScope ``choices`` reply shape becomes :class:`LegacyChoices`. Decoding never raises
 anything but :class:`~dashscope_rt.errors.ProtocolError`; missing or wrong-typed fields read as
-``None``. Client events are encoded to compact JSON text by :func:`encode`.
+``None``. Client events are encoded to compact JSON text by :func:`encode`. The SDK's own events
+(:class:`Closed`, :class:`Reconnecting`, :class:`Reconnected`, :class:`SessionExpiring`) are here
+too: :data:`SessionEvent` is everything a session's ``events()`` yields.
 
 The other direction, for the simulator (:mod:`dashscope_rt.testing`) and tests: every server event
 has ``to_wire()`` and :func:`encode_server` (``decode(encode_server(ev)) == ev``; a decoded event
@@ -36,6 +38,7 @@ from ._client_events import (
     decode_client,
     encode,
 )
+from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
 from ._wire import WireObject, dumps, new_event_id, new_id, pybase64, write
 from .errors import InvalidInput, ProtocolError
 
@@ -43,6 +46,7 @@ __all__ = [
     "CLIENT_EVENT_TYPES",
     "SERVER_EVENT_TYPES",
     "ClientEvent",
+    "Closed",
     "ContentPart",
     "ConversationItemCreate",
     "ConversationItemCreated",
@@ -61,6 +65,8 @@ __all__ = [
     "InputImageBufferAppend",
     "Item",
     "LegacyChoices",
+    "Reconnected",
+    "Reconnecting",
     "Response",
     "ResponseAudioDelta",
     "ResponseAudioDone",
@@ -78,8 +84,11 @@ __all__ = [
     "ResponseOutputItemDone",
     "ResponseTextDelta",
     "ResponseTextDone",
+    "SdkEvent",
     "ServerEvent",
     "SessionCreated",
+    "SessionEvent",
+    "SessionExpiring",
     "SessionFinish",
     "SessionFinished",
     "SessionInfo",
@@ -842,6 +851,12 @@ ServerEvent = (
     | UnknownEvent
     | LegacyChoices
 )
+
+SdkEvent = Closed | Reconnecting | Reconnected | SessionExpiring
+"""The SDK's own events (no wire form): the session ended, a redial, the 120-minute cap."""
+
+SessionEvent = ServerEvent | SdkEvent
+"""What ``Session.events()`` yields and ``Session.on_event`` handlers receive."""
 
 # --------------------------------------------------------------------------------------------
 # Decoding
