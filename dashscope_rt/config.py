@@ -17,18 +17,17 @@ that asks for nothing (``tools=()``, ``enable_search=False``, empty ``search_opt
 from __future__ import annotations
 
 import copy
-import enum
 import logging
-import math
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, TypeVar
 
 import attrs
 
+from . import _validators as check
 from . import limits
+from ._validators import UNSET, UnsetType, check_modalities
 from .errors import InvalidInput, UnsupportedByModel
-from .limits import AUDIO_FORMATS, LEGACY_AUDIO_FORMATS, SAMPLE_RATES, Range
+from .limits import AUDIO_FORMATS, LEGACY_AUDIO_FORMATS, SAMPLE_RATES
 from .models import ModelInfo, get_model
 
 __all__ = [
@@ -49,22 +48,6 @@ __all__ = [
 log = logging.getLogger("dashscope_rt.config")
 
 
-class UnsetType(enum.Enum):
-    """Type of :data:`UNSET`, the "not set, leave the server default" marker."""
-
-    UNSET = "UNSET"
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNSET: Final = UnsetType.UNSET
-"""A field left at the server's default; never sent."""
-
-_TOOL_NAME = re.compile(limits.TOOL_NAME_PATTERN)
 SAMPLING_FIELDS: Final = (
     "temperature",
     "top_p",
@@ -75,78 +58,12 @@ SAMPLING_FIELDS: Final = (
     "seed",
 )
 """The sampling parameters (fixed on qwen-omni-turbo)."""
-_TOOL_CHOICE_MSG = (
-    "tool_choice is not accepted by Qwen-Omni-Realtime: the model decides tool calls itself; "
-    "remove 'tool_choice' (declare the tools and describe when to use them in the instructions)"
-)
 _IGNORED_WIRE_KEYS = frozenset(
     {"id", "object", "model", "max_response_output_token", "tool_choice"}
 )
 
 _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 _T = TypeVar("_T")
-
-
-# --- validators -----------------------------------------------------------------------------
-
-
-def _number(rng: Range, *, prefix: str = "") -> _Validator:
-    """A validator for a number in ``rng`` (a range of :mod:`dashscope_rt.limits`)."""
-    text = rng.describe()
-
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
-        if value is UNSET or rng.contains(value):
-            return
-        name = prefix + attr.name
-        if not rng.has_type(value):
-            raise InvalidInput(f"{name} must be {rng.kind} {text}, got {value!r}", param=name)
-        if not math.isfinite(value):
-            raise InvalidInput(f"{name} must be a finite number {text}, got {value!r}", param=name)
-        raise InvalidInput(f"{name} must be {text}, got {value!r}", param=name)
-
-    return check
-
-
-def _bool(prefix: str = "", *, allow_none: bool = False) -> _Validator:
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
-        if value is UNSET or isinstance(value, bool) or (allow_none and value is None):
-            return
-        what = "True, False or None" if allow_none else "True or False"
-        name = prefix + attr.name
-        raise InvalidInput(f"{name} must be {what}, got {value!r}", param=name)
-
-    return check
-
-
-def _choice(options: Iterable[Any], what: str) -> _Validator:
-    opts = tuple(options)
-
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
-        if value is UNSET:
-            return
-        if isinstance(value, bool) or value not in opts or type(value) is not type(opts[0]):
-            listed = ", ".join(repr(o) for o in opts)
-            raise InvalidInput(
-                f"{attr.name} must be one of {listed} ({what}), got {value!r}", param=attr.name
-            )
-
-    return check
-
-
-def _non_empty_str(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
-    if value is UNSET:
-        return
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(
-            f"{attr.name} must be a non-empty string, got {value!r}", param=attr.name
-        )
-
-
-def _str(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
-    if value is not UNSET and not isinstance(value, str):
-        raise InvalidInput(
-            f"{attr.name} must be a string, got {type(value).__name__}", param=attr.name
-        )
 
 
 def _vad(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
@@ -157,162 +74,6 @@ def _vad(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
         f"got {value!r}; pass raw dicts through extra={{'turn_detection': ...}}",
         param=attr.name,
     )
-
-
-# --- converters -----------------------------------------------------------------------------
-
-
-class _FrozenMap(Mapping[str, Any]):
-    """A read-only dict copy that can still be pickled and deep-copied (unlike mappingproxy)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = dict(data)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return repr(self._data)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._data,))
-
-
-def _freeze_mapping(value: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidInput(f"{name} must be a mapping, got {type(value).__name__}", param=name)
-    for key in value:
-        if not isinstance(key, str):
-            raise InvalidInput(f"{name} keys must be strings, got {key!r}", param=name)
-    return _FrozenMap(copy.deepcopy(dict(value)))
-
-
-def _extra(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    frozen = _freeze_mapping(value, "extra")
-    if "tool_choice" in frozen:
-        raise UnsupportedByModel(_TOOL_CHOICE_MSG, feature="tool_choice")
-    return frozen
-
-
-def _vad_extra(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    frozen = _freeze_mapping(value, "turn_detection extra")
-    if "type" in frozen:
-        raise InvalidInput(
-            "turn_detection extra must not set 'type'; use ServerVAD or SemanticVAD",
-            param="turn_detection.type",
-        )
-    return frozen
-
-
-def _search_options(
-    value: Mapping[str, Any] | UnsetType,
-) -> Mapping[str, Any] | UnsetType:
-    if value is UNSET:
-        return UNSET
-    frozen = _freeze_mapping(value, "search_options")
-    source = frozen.get("enable_source", False)
-    if not isinstance(source, bool):
-        raise InvalidInput(
-            f"search_options.enable_source must be True or False, got {source!r}",
-            param="search_options.enable_source",
-        )
-    return frozen
-
-
-def check_modalities(value: Iterable[str]) -> tuple[str, ...]:
-    """``value`` as one of :data:`~dashscope_rt.limits.MODALITIES` (``("text",)`` or
-    ``("text", "audio")``), or :class:`~dashscope_rt.errors.InvalidInput` naming ``modalities``."""
-    msg = "modalities must be ['text'] or ['text', 'audio'] (in any order)"
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise InvalidInput(f"{msg}, got {value!r}", param="modalities")
-    items = list(value)
-    if all(isinstance(m, str) for m in items) and len(set(items)) == len(items):
-        for combination in limits.MODALITIES:
-            if set(items) == set(combination):
-                return combination
-        if set(items) == {"audio"}:
-            raise InvalidInput(
-                f"{msg}; the server refuses ['audio'] alone: use ['text', 'audio']",
-                param="modalities",
-            )
-    raise InvalidInput(f"{msg}, got {items!r}", param="modalities")
-
-
-def _modalities(value: Iterable[str] | UnsetType) -> tuple[str, ...] | UnsetType:
-    return UNSET if value is UNSET else check_modalities(value)
-
-
-def _check_tool(tool: Any, index: int) -> dict[str, Any]:
-    where = f"tools[{index}]"
-    shape = (
-        "{'type': 'function', 'function': {'name': ..., 'description': ..., 'parameters': {...}}}"
-    )
-
-    def bad(message: str) -> InvalidInput:
-        return InvalidInput(message, param=where)
-
-    if not isinstance(tool, Mapping):
-        raise bad(f"{where} must be a dict shaped {shape}, got {type(tool).__name__}")
-    if tool.get("type") != "function":
-        raise bad(f"{where}.type must be 'function', got {tool.get('type')!r}")
-    fn = tool.get("function")
-    if not isinstance(fn, Mapping):
-        hint = (
-            " (the flat OpenAI-Realtime shape is not accepted by Qwen: nest name/parameters "
-            "under 'function')"
-            if "name" in tool
-            else ""
-        )
-        raise bad(f"{where} must be shaped {shape}{hint}")
-    name = fn.get("name")
-    if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
-        raise bad(f"{where}.function.name must match ^{limits.TOOL_NAME_PATTERN}$, got {name!r}")
-    desc = fn.get("description", "")
-    if not isinstance(desc, str):
-        raise bad(f"{where}.function.description must be a string, got {desc!r}")
-    if "parameters" in fn:
-        params = fn["parameters"]
-        if not isinstance(params, Mapping) or params.get("type") != "object":
-            raise bad(
-                f"{where}.function.parameters must be a JSON schema object "
-                f"({{'type': 'object', 'properties': {{...}}, 'required': [...]}}), got {params!r}"
-            )
-        props = params.get("properties", {})
-        if not isinstance(props, Mapping):
-            raise bad(f"{where}.function.parameters.properties must be a mapping")
-        required = params.get("required", [])
-        if isinstance(required, str) or not isinstance(required, Sequence):
-            raise bad(f"{where}.function.parameters.required must be a list of names")
-        if any(not isinstance(r, str) for r in required):
-            raise bad(f"{where}.function.parameters.required must be a list of names")
-    return copy.deepcopy(dict(tool))
-
-
-def _tools(
-    value: Sequence[Mapping[str, Any]] | UnsetType,
-) -> tuple[dict[str, Any], ...] | UnsetType:
-    if value is UNSET:
-        return UNSET
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise InvalidInput(
-            f"tools must be a list of tool dicts, got {type(value).__name__}", param="tools"
-        )
-    tools = tuple(_check_tool(t, i) for i, t in enumerate(value))
-    names = [t["function"]["name"] for t in tools]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InvalidInput(
-            f"tools declares the same function name twice: {', '.join(dupes)}", param="tools"
-        )
-    return tools
 
 
 # --- turn detection -------------------------------------------------------------------------
@@ -343,25 +104,27 @@ class _BaseVAD:
     TYPE: ClassVar[str] = ""
 
     threshold: float | UnsetType = attrs.field(
-        default=UNSET, validator=_number(limits.VAD_THRESHOLD, prefix="turn_detection.")
+        default=UNSET, validator=check.number(limits.VAD_THRESHOLD, prefix="turn_detection.")
     )
     """[-1.0, 1.0]; lower is more sensitive (server default 0.5)."""
     silence_duration_ms: int | UnsetType = attrs.field(
-        default=UNSET, validator=_number(limits.VAD_SILENCE_DURATION_MS, prefix="turn_detection.")
+        default=UNSET,
+        validator=check.number(limits.VAD_SILENCE_DURATION_MS, prefix="turn_detection."),
     )
     """[200, 6000] ms of silence that ends a turn (server default 800)."""
     prefix_padding_ms: int | UnsetType = attrs.field(
-        default=UNSET, validator=_number(limits.VAD_PREFIX_PADDING_MS, prefix="turn_detection.")
+        default=UNSET,
+        validator=check.number(limits.VAD_PREFIX_PADDING_MS, prefix="turn_detection."),
     )
     """Audio kept before speech start (server default 300). Not in the client docs; a client saw
     it refused."""
     create_response: bool | UnsetType = attrs.field(
-        default=UNSET, validator=_bool("turn_detection.")
+        default=UNSET, validator=check.boolean("turn_detection.")
     )
     interrupt_response: bool | UnsetType = attrs.field(
-        default=UNSET, validator=_bool("turn_detection.")
+        default=UNSET, validator=check.boolean("turn_detection.")
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_vad_extra)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=check.vad_extra)
     """Unmodelled ``turn_detection`` keys, merged last."""
 
     def to_wire(self) -> dict[str, Any]:
@@ -417,7 +180,7 @@ class ServerVAD(_BaseVAD):
     TYPE: ClassVar[str] = "server_vad"
 
     idle_timeout_ms: int | UnsetType = attrs.field(
-        default=UNSET, validator=_number(limits.VAD_IDLE_TIMEOUT_MS, prefix="turn_detection.")
+        default=UNSET, validator=check.number(limits.VAD_IDLE_TIMEOUT_MS, prefix="turn_detection.")
     )
     """[5000, 30000]: the model speaks up after this much user silence (qwen3.5 only)."""
 
@@ -472,57 +235,61 @@ def _resolve(model: ModelInfo | str) -> ModelInfo:
 class SessionConfig:
     """The ``session`` object of ``session.update``; every field is optional (see module doc)."""
 
-    modalities: tuple[str, ...] | UnsetType = attrs.field(default=UNSET, converter=_modalities)
+    modalities: tuple[str, ...] | UnsetType = attrs.field(default=UNSET, converter=check.modalities)
     """``["text"]`` or ``["text", "audio"]`` (any order; stored in that order)."""
-    voice: str | UnsetType = attrs.field(default=UNSET, validator=_non_empty_str)
-    instructions: str | UnsetType = attrs.field(default=UNSET, validator=_str)
+    voice: str | UnsetType = attrs.field(default=UNSET, validator=check.non_empty_str)
+    instructions: str | UnsetType = attrs.field(default=UNSET, validator=check.string)
     input_audio_format: str | UnsetType = attrs.field(
         default=UNSET,
-        validator=_choice((*LEGACY_AUDIO_FORMATS, "wav"), "'wav' only on qwen3.5 models"),
+        validator=check.choice((*LEGACY_AUDIO_FORMATS, "wav"), "'wav' only on qwen3.5 models"),
     )
     output_audio_format: str | UnsetType = attrs.field(
         default=UNSET,
-        validator=_choice((*LEGACY_AUDIO_FORMATS, "wav"), "'wav' only on qwen3.5 models"),
+        validator=check.choice((*LEGACY_AUDIO_FORMATS, "wav"), "'wav' only on qwen3.5 models"),
     )
     input_sample_rate: int | UnsetType = attrs.field(
-        default=UNSET, validator=_choice(SAMPLE_RATES, "Hz")
+        default=UNSET, validator=check.choice(SAMPLE_RATES, "Hz")
     )
     """Other than the model's default only on qwen3.5 (sent as ``audio.input.format``)."""
     output_sample_rate: int | UnsetType = attrs.field(
-        default=UNSET, validator=_choice(SAMPLE_RATES, "Hz")
+        default=UNSET, validator=check.choice(SAMPLE_RATES, "Hz")
     )
     turn_detection: ServerVAD | SemanticVAD | UnsetType | None = attrs.field(
         default=UNSET, validator=_vad
     )
     """A VAD, or None for manual mode (commit + response.create yourself)."""
-    input_transcription: bool | UnsetType = attrs.field(default=UNSET, validator=_bool())
+    input_transcription: bool | UnsetType = attrs.field(default=UNSET, validator=check.boolean())
     """Transcribe the user's audio (``input_audio_transcription``); False sends null."""
     temperature: float | UnsetType = attrs.field(
-        default=UNSET, validator=_number(limits.TEMPERATURE)
+        default=UNSET, validator=check.number(limits.TEMPERATURE)
     )
-    top_p: float | UnsetType = attrs.field(default=UNSET, validator=_number(limits.TOP_P))
-    top_k: int | UnsetType | None = attrs.field(default=UNSET, validator=_number(limits.TOP_K))
+    top_p: float | UnsetType = attrs.field(default=UNSET, validator=check.number(limits.TOP_P))
+    top_k: int | UnsetType | None = attrs.field(default=UNSET, validator=check.number(limits.TOP_K))
     """>= 0; None (or > 100) disables top-k."""
-    max_tokens: int | UnsetType = attrs.field(default=UNSET, validator=_number(limits.MAX_TOKENS))
+    max_tokens: int | UnsetType = attrs.field(
+        default=UNSET, validator=check.number(limits.MAX_TOKENS)
+    )
     repetition_penalty: float | UnsetType = attrs.field(
-        default=UNSET, validator=_number(limits.REPETITION_PENALTY)
+        default=UNSET, validator=check.number(limits.REPETITION_PENALTY)
     )
     presence_penalty: float | UnsetType = attrs.field(
-        default=UNSET, validator=_number(limits.PRESENCE_PENALTY)
+        default=UNSET, validator=check.number(limits.PRESENCE_PENALTY)
     )
-    seed: int | UnsetType = attrs.field(default=UNSET, validator=_number(limits.SEED))
+    seed: int | UnsetType = attrs.field(default=UNSET, validator=check.number(limits.SEED))
     """[0, 2**31-1], or -1 for a random seed (the server's default)."""
     smooth_output: bool | UnsetType | None = attrs.field(
-        default=UNSET, validator=_bool(allow_none=True)
+        default=UNSET, validator=check.boolean(allow_none=True)
     )
     """qwen3-omni-flash: True conversational, False formal, None auto (sent as null)."""
-    enable_search: bool | UnsetType = attrs.field(default=UNSET, validator=_bool())
+    enable_search: bool | UnsetType = attrs.field(default=UNSET, validator=check.boolean())
     search_options: Mapping[str, Any] | UnsetType = attrs.field(
-        default=UNSET, converter=_search_options
+        default=UNSET, converter=check.search_options
     )
-    tools: tuple[dict[str, Any], ...] | UnsetType = attrs.field(default=UNSET, converter=_tools)
+    tools: tuple[dict[str, Any], ...] | UnsetType = attrs.field(
+        default=UNSET, converter=check.tools
+    )
     """Wire-shaped ``{"type": "function", "function": {name, description, parameters}}``."""
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_extra)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=check.extra_mapping)
     """Unmodelled keys, merged last (they override modelled ones). Not checked per model."""
 
     def __repr__(self) -> str:
@@ -589,7 +356,7 @@ class SessionConfig:
         out.update(self._sampling_wire(info))
         out.update(self._search_and_tools_wire(info))
         if "tool_choice" in self.extra:
-            raise _unsupported(info, "tool_choice", _TOOL_CHOICE_MSG)
+            raise _unsupported(info, "tool_choice", check.TOOL_CHOICE_MSG)
         out.update(copy.deepcopy(dict(self.extra)))
         return out
 
