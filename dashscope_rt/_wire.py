@@ -18,7 +18,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 
@@ -123,6 +123,7 @@ def new_event_id() -> str:
 
 # --- writing typed objects ------------------------------------------------------------------
 
+_W = TypeVar("_W", bound="WireObject")
 _Plan = tuple[tuple[str, str, bool, bool], ...]
 """Per field: name, wire key, always written, defaults to an empty container."""
 _plans: dict[type, _Plan] = {}
@@ -132,6 +133,8 @@ class WireObject:
     """Mixin: ``to_wire()`` writes an attrs object with a ``raw`` field back to its wire dict."""
 
     __slots__ = ()
+    raw: Mapping[str, Any]
+    """The decoded JSON object (set by the attrs subclass)."""
     _WIRE_ALWAYS: ClassVar[frozenset[str]] = frozenset()
     """Fields a built object writes even when None or empty (as null, [] or {})."""
     _WIRE_KEYS: ClassVar[Mapping[str, str]] = {}
@@ -140,6 +143,17 @@ class WireObject:
     def to_wire(self) -> dict[str, Any]:
         """The wire dict of this object (see the module docstring for the rule)."""
         return write(self)
+
+    def with_nulls(self: _W, *fields: str) -> _W:
+        """A copy that writes each of ``fields`` as JSON null while it is None (a None field is
+        otherwise left out): ``SessionInfo(...).with_nulls("turn_detection")`` says "manual
+        mode" on the wire. The nulls are kept in ``raw``, the keys written as they are."""
+        keys = {name: key for name, key, _, _ in _plan(type(self))}
+        unknown = [f for f in fields if f not in keys]
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no field {', '.join(unknown)}")
+        nulls = dict.fromkeys((keys[f] for f in fields), None)
+        return attrs.evolve(self, raw={**self.raw, **nulls})  # type: ignore[misc]
 
 
 def _plan(cls: type) -> _Plan:

@@ -182,12 +182,9 @@ class SessionInfo(WireObject):
     """The effective session configuration echoed by ``session.created``/``session.updated``.
 
     ``turn_detection`` and ``input_audio_transcription`` are None when off (manual mode, no
-    transcription); a built ``SessionInfo`` writes them as null.
+    transcription) and when not echoed; ``raw`` tells which (the service writes null, or leaves
+    the key out). A built one writes null only for the fields named by ``with_nulls()``.
     """
-
-    _WIRE_ALWAYS: ClassVar[frozenset[str]] = frozenset(
-        {"turn_detection", "input_audio_transcription"}
-    )
 
     id: str | None = None
     object: str | None = None

@@ -139,12 +139,18 @@ def test_built_events_have_the_documented_shape() -> None:
     assert delta.to_wire()["delta"] == "AQI="
     created = ev.ResponseCreated(response=ev.Response(id="resp_1"))
     assert created.to_wire()["response"] == {"id": "resp_1", "output": []}
-    manual = ev.SessionUpdated(session=ev.SessionInfo(voice="Cherry"))
-    assert manual.to_wire()["session"] == {
+    partial = ev.SessionUpdated(session=ev.SessionInfo(voice="Cherry"))
+    assert partial.to_wire()["session"] == {"voice": "Cherry"}
+    manual = attrs.evolve(partial, session=partial.session.with_nulls("turn_detection"))
+    assert manual.to_wire()["session"] == {"voice": "Cherry", "turn_detection": None}
+    assert decode(encode_server(manual, event_id="e")) == attrs.evolve(manual, event_id="e")
+    vad = manual.session.with_nulls("turn_detection")
+    assert attrs.evolve(vad, turn_detection={"type": "server_vad"}).to_wire() == {
         "voice": "Cherry",
-        "input_audio_transcription": None,
-        "turn_detection": None,
+        "turn_detection": {"type": "server_vad"},
     }
+    with pytest.raises(ValueError, match="no field"):
+        partial.session.with_nulls("nonexistent")
 
 
 def test_decoded_event_keeps_unknown_keys_and_odd_values_when_rewritten() -> None:

@@ -233,7 +233,7 @@ class SessionState:
             repetition_penalty=_value(eff.repetition_penalty),
             presence_penalty=_value(eff.presence_penalty),
             seed=_value(eff.seed),
-        )
+        ).with_nulls("turn_detection", "input_audio_transcription")
 
     @staticmethod
     def _legacy(fmt: Any) -> str:
