@@ -13,12 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from . import events as ev
+from . import limits
 from .audio import AudioConverter
 from .errors import InvalidInput, InvalidType
 
 __all__ = ["IMAGE_B64_LIMIT", "Uplink"]
 
-IMAGE_B64_LIMIT = 256 * 1024
+IMAGE_B64_LIMIT = limits.IMAGE_MAX_BASE64_BYTES
 _SILENCE_BEFORE_IMAGE_MS = 200
 _CHUNK_MS = 100
 
@@ -31,7 +32,7 @@ def check_jpeg(jpeg: Any) -> bytes:
         raise InvalidType(f"an image must be JPEG bytes, got {type(jpeg).__name__}")
     if not jpeg.startswith(b"\xff\xd8\xff"):
         raise InvalidInput("append_image() takes JPEG data only (it must start with FF D8 FF)")
-    b64_len = 4 * ((len(jpeg) + 2) // 3)
+    b64_len = limits.base64_size(len(jpeg))
     if b64_len > IMAGE_B64_LIMIT:
         raise InvalidInput(
             f"image too large: {len(jpeg)} bytes is {b64_len} after Base64; the limit is "

@@ -6,7 +6,8 @@
 - :func:`read_wav`, :func:`write_wav`, :func:`encode_wav`: WAV through the stdlib ``wave``.
 - :class:`Player`, :class:`Microphone`: sound card I/O on ``sounddevice``
   (``pip install 'dashscope-rt[audio]'``), imported only when a stream is opened.
-- :func:`check_jpeg`, :func:`to_jpeg`, :class:`ImageRateLimiter`: camera frames.
+- :func:`check_jpeg`, :func:`jpeg_size`, :func:`to_jpeg`, :class:`ImageRateLimiter`: camera
+  frames.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ._image import (
     MAX_IMAGE_BYTES_LENIENT,
     ImageRateLimiter,
     check_jpeg,
+    jpeg_size,
     to_jpeg,
 )
 from ._microphone import Microphone
@@ -44,6 +46,7 @@ __all__ = [
     "check_jpeg",
     "encode_wav",
     "float32_to_pcm16",
+    "jpeg_size",
     "pcm16_to_float32",
     "read_wav",
     "resample_pcm16",
