@@ -23,6 +23,7 @@ from . import events as ev
 from ._engine import Engine, ReconnectPolicy, State
 from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
 from ._version import __version__
+from .audio import G711_RATE, to_pcm16
 from .config import SessionConfig
 from .conversation import HistoryEntry, Reply, TurnMetrics
 from .errors import InvalidInput, SessionClosed, Timeout, UnsupportedByModel
@@ -360,14 +361,28 @@ class Session:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def append_audio(self, data: Any, sample_rate: int | None = None, channels: int = 1) -> None:
+    def append_audio(
+        self,
+        data: Any,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        *,
+        encoding: str = "pcm16",
+    ) -> None:
         """Queue audio: bytes (PCM16LE), memoryview, or an int16/float32 ndarray.
 
         It is resampled to the model's input rate with a streaming soxr resampler (no clicks at
         chunk borders) and sent in 100 ms chunks; a partial chunk waits for more audio or for
         :meth:`commit`. ``sample_rate=None`` means the model's input rate. Never blocks on the
         network, so it is safe in an audio callback.
+
+        ``encoding="ulaw"`` or ``"alaw"`` takes G.711 telephone audio (bytes, one per sample),
+        decoded first; its ``sample_rate`` defaults to 8000. A qwen3.5 model configured with
+        ``input_sample_rate=8000`` then takes it without resampling.
         """
+        if encoding != "pcm16":
+            data = to_pcm16(data, encoding)
+            sample_rate = G711_RATE if sample_rate is None else sample_rate
         self._engine.append_audio(data, sample_rate, channels)
 
     def append_image(self, jpeg: bytes | bytearray | memoryview) -> None:
