@@ -125,22 +125,22 @@ def _codes(data: Any) -> npt.NDArray[np.uint8]:
 
 def ulaw_encode(pcm16: Any) -> bytes:
     """μ-law codes (one byte per sample) for PCM16LE bytes or an int16 array."""
-    return _ulaw_encode_table()[_sample_bits(pcm16)].tobytes()
+    return np.take(_ulaw_encode_table(), _sample_bits(pcm16)).tobytes()
 
 
 def ulaw_decode(data: Any) -> bytes:
     """PCM16LE bytes for μ-law codes (bytes-like or a uint8 array)."""
-    return _ulaw_decode_table()[_codes(data)].tobytes()
+    return np.take(_ulaw_decode_table(), _codes(data)).tobytes()
 
 
 def alaw_encode(pcm16: Any) -> bytes:
     """A-law codes (one byte per sample) for PCM16LE bytes or an int16 array."""
-    return _alaw_encode_table()[_sample_bits(pcm16)].tobytes()
+    return np.take(_alaw_encode_table(), _sample_bits(pcm16)).tobytes()
 
 
 def alaw_decode(data: Any) -> bytes:
     """PCM16LE bytes for A-law codes (bytes-like or a uint8 array)."""
-    return _alaw_decode_table()[_codes(data)].tobytes()
+    return np.take(_alaw_decode_table(), _codes(data)).tobytes()
 
 
 _ENCODERS = {"ulaw": ulaw_encode, "alaw": alaw_encode}
