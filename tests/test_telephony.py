@@ -12,9 +12,12 @@ import base64
 import contextlib
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +33,7 @@ from dashscope_rt.audio import (
     ulaw_decode,
     ulaw_encode,
 )
-from dashscope_rt.errors import InvalidInput, ProtocolError
+from dashscope_rt.errors import AuthenticationError, InvalidInput, ProtocolError
 from dashscope_rt.telephony import (
     CallReport,
     Connected,
@@ -57,6 +60,7 @@ from werkzeug.serving import make_server
 
 from samples.twilio_bridge import create_app, create_bridge
 
+ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-test-phone"
 QWEN35 = "qwen3.5-omni-flash-realtime"
 FLASH = "qwen3-omni-flash-realtime"
@@ -276,14 +280,16 @@ class FakeTwilio:
         self._play_end = 0.0
         self._pending_marks: list[tuple[float, str]] = []
         self._closed = False
+        self.gone = threading.Event()
+        """Set when the bridge closed the socket."""
         self._reader = threading.Thread(target=self._read, name="fake-twilio", daemon=True)
         self._reader.start()
         self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         self.ws.send(_start(sid))
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: dict[str, Any] | str) -> None:
         with self._send_lock:
-            self.ws.send(json.dumps(message))
+            self.ws.send(message if isinstance(message, str) else json.dumps(message))
 
     def _read(self) -> None:
         while not self._closed:
@@ -292,6 +298,7 @@ class FakeTwilio:
             except websocket.WebSocketTimeoutException:
                 text = None
             except Exception:
+                self.gone.set()
                 return
             now = time.monotonic()
             if text:
@@ -397,12 +404,12 @@ class FakeTwilio:
 class Bridge:
     """The sample's app on a real port, with the reports of finished calls."""
 
-    def __init__(self, sim: Simulator, model: str, **vad: Any) -> None:
+    def __init__(self, sim: Simulator, model: str, api_key: str = KEY, **vad: Any) -> None:
         self.reports: list[CallReport] = []
         self.done = threading.Condition()
         config = SessionConfig(turn_detection=ServerVAD(silence_duration_ms=VAD_MS, **vad))
         self.bridge: TwilioBridge = create_bridge(
-            model, url=sim.url, api_key=KEY, config=config, on_call_end=self._ended
+            model, url=sim.url, api_key=api_key, config=config, on_call_end=self._ended
         )
         self.server = make_server("127.0.0.1", 0, create_app(self.bridge), threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, name="bridge-http")
@@ -635,3 +642,82 @@ def test_twiml_points_twilio_at_the_media_socket(bridge: Bridge) -> None:
     client = create_app(bridge.bridge).test_client()
     body = client.post("/twiml", headers={"Host": "bot.example.com"}).get_data(as_text=True)
     assert '<Connect><Stream url="wss://bot.example.com/media" /></Connect>' in body
+
+
+@pytest.mark.timeout(60)
+def test_the_sample_runs_from_the_command_line(phone_sim: Simulator) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["--port", str(port), "--url", phone_sim.url, "--api-key", KEY, "--model", QWEN35]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "samples" / "twilio_bridge.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "no server"
+                time.sleep(0.1)
+        call = FakeTwilio(f"ws://127.0.0.1:{port}/media")
+        answer = expected_mu_law("You said: caller at 450 hertz")
+        call.say(question(450))
+        call.wait_for(lambda: len(call.audio()) >= len(answer))
+        call.stop()
+        assert call.audio() == answer
+        phone_sim.wait_for(lambda: phone_sim.last.closed.is_set())
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert b"call CA1 ended (stop)" in err
+
+
+@pytest.mark.timeout(40)
+def test_malformed_and_unknown_messages_do_not_end_the_call(
+    phone_sim: Simulator, bridge: Bridge
+) -> None:
+    call = FakeTwilio(bridge.url)
+    call._send("not json at all")
+    call._send({"event": "media", "streamSid": call.sid, "media": {"payload": "@@@"}})
+    call._send({"event": "dtmf", "streamSid": call.sid, "dtmf": {"digit": "5"}})
+    call._send({"event": "something-new", "streamSid": call.sid})
+    answer = expected_mu_law("You said: caller at 450 hertz")
+    call.say(question(450))
+    call.wait_for(lambda: len(call.audio()) >= len(answer))
+    call.stop()
+    assert call.audio() == answer
+    assert bridge.wait_reports(1)[0].end == "stop"
+
+
+@pytest.mark.timeout(40)
+def test_the_service_ending_the_session_ends_the_call(phone_sim: Simulator, bridge: Bridge) -> None:
+    call = FakeTwilio(bridge.url)
+    call.say(silence(200, 8000))
+    conn = phone_sim.wait_for(lambda: phone_sim.connections and phone_sim.last)
+    # Audio reaching the service means the session is open.
+    phone_sim.wait_for(lambda: "input_audio_buffer.append" in conn.received_types())
+    conn.close(1011, "internal error")
+    assert call.gone.wait(10)  # the bridge hung up the stream
+    [report] = bridge.wait_reports(1)
+    assert report.end == "session"
+    call.close()
+    assert bridge.bridge.active_calls == 0
+
+
+@pytest.mark.timeout(40)
+def test_a_refused_key_ends_the_call_with_the_error(phone_sim: Simulator) -> None:
+    b = Bridge(phone_sim, QWEN35, api_key="sk-wrong")
+    try:
+        call = FakeTwilio(b.url)
+        assert call.gone.wait(10)
+        [report] = b.wait_reports(1)
+    finally:
+        b.shutdown()
+    call.close()
+    assert report.end == "error" and isinstance(report.error, AuthenticationError)

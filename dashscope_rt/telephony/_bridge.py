@@ -20,7 +20,7 @@ import attrs
 from .. import events as ev
 from ..audio import G711Encoder, g711_silence
 from ..config import SessionConfig
-from ..errors import ProtocolError, RealtimeError, SessionClosed
+from ..errors import ProtocolError, RealtimeError
 from ..models import ModelInfo, get_model
 from ..session import Session
 from ._pacer import Pacer
@@ -197,12 +197,9 @@ class _Call:
             try:
                 if not self._handle(message):
                     return
-            except SessionClosed:
-                self._set_end("session")
-                return
-            except RealtimeError as exc:
-                log.error("call %s: %s", self.report.stream_sid, exc)
-                self._set_end("error", exc)
+            except RealtimeError as exc:  # the session has ended (append_audio refused)
+                log.info("call %s: the session ended: %s", self.report.stream_sid, exc)
+                self._set_end("session", exc)
                 return
 
     def _handle(self, message: Any) -> bool:
@@ -216,7 +213,12 @@ class _Call:
         elif isinstance(message, Mark):
             self._heard(message.name)
         elif isinstance(message, Start):
-            self._open(message)
+            try:
+                self._open(message)
+            except RealtimeError as exc:
+                log.error("call %s: no session: %s", message.stream_sid, exc)
+                self._set_end("error", exc)
+                return False
         elif isinstance(message, Stop):
             self._set_end("stop")
             return False
