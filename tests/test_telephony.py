@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import runpy
 import socket
 import subprocess
 import sys
@@ -736,3 +737,29 @@ def test_a_refused_key_ends_the_call_with_the_error(phone_sim: Simulator) -> Non
         b.shutdown()
     call.close()
     assert report.end == "error" and isinstance(report.error, AuthenticationError)
+
+
+@pytest.mark.timeout(40)
+def test_the_readme_phone_snippet_serves_a_call(phone_sim: Simulator, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("## Phone calls", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    target = f'url="{phone_sim.url}", api_key="{KEY}", '
+    code = code.replace("config=Sess", target + "config=Sess")
+    assert target in code
+    module = tmp_path / "readme_phone.py"
+    module.write_text(code)
+    namespace = runpy.run_path(str(module), run_name="readme_phone")
+    server = make_server("127.0.0.1", 0, namespace["app"], threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="readme-http")
+    thread.start()
+    try:
+        call = FakeTwilio(f"ws://127.0.0.1:{server.server_port}/media")
+        answer = expected_mu_law("You said: caller at 450 hertz")
+        call.say(question(450))
+        call.say(silence(500, 8000))  # the README's VAD waits for the default 800 ms
+        call.wait_for(lambda: len(call.audio()) >= len(answer))
+        call.stop()
+        assert call.audio() == answer
+    finally:
+        server.shutdown()
+        thread.join(10)
