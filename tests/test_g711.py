@@ -273,6 +273,7 @@ def test_bytes_like_inputs_and_array_layouts_agree() -> None:
         (lambda: g711_encode(b"", "mp3"), "'mp3' is not one of 'ulaw', 'alaw'"),
         (lambda: to_pcm16(b"", "opus"), "'opus' is not one of 'pcm16', 'ulaw', 'alaw'"),
         (lambda: G711Encoder(24000, "pcm16"), "'pcm16' is not one of 'ulaw', 'alaw'"),
+        (lambda: g711_decode(b"", 7), "expected a str"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_input_is_a_clear_error(call: Any, match: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, InvalidType, UnknownName
 from ._convert import OutputConverter, _Rate
 from ._pcm import _as_bytes
 
@@ -100,7 +100,7 @@ def _sample_bits(pcm16: Any) -> npt.NDArray[np.uint16]:
     """PCM16 (little-endian bytes, or an int16 array of any shape) as uint16 bit patterns."""
     if isinstance(pcm16, np.ndarray):
         if pcm16.dtype.kind != "i" or pcm16.dtype.itemsize != 2:
-            raise InvalidInput(
+            raise InvalidType(
                 f"G.711 encoding takes int16 samples, not a {pcm16.dtype} array; convert float "
                 "audio with dashscope_rt.audio.to_int16() first"
             )
@@ -118,7 +118,7 @@ def _codes(data: Any) -> npt.NDArray[np.uint8]:
     """G.711 codes from bytes-like data or a uint8 array."""
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
-            raise InvalidInput(f"G.711 data is bytes or a uint8 array, not a {data.dtype} array")
+            raise InvalidType(f"G.711 data is bytes or a uint8 array, not a {data.dtype} array")
         return np.ascontiguousarray(data).reshape(-1)
     return np.frombuffer(_as_bytes(data), dtype=np.uint8)
 
@@ -148,9 +148,11 @@ _DECODERS = {"ulaw": ulaw_decode, "alaw": alaw_decode}
 
 
 def _check_law(encoding: Any, allowed: tuple[str, ...] = G711_ENCODINGS) -> str:
-    if not isinstance(encoding, str) or encoding not in allowed:
-        names = ", ".join(repr(e) for e in allowed)
-        raise InvalidInput(f"encoding: {encoding!r} is not one of {names}")
+    names = ", ".join(repr(e) for e in allowed)
+    if not isinstance(encoding, str):
+        raise InvalidType(f"encoding: expected a str ({names}), got {type(encoding).__name__}")
+    if encoding not in allowed:
+        raise UnknownName(f"encoding: {encoding!r} is not one of {names}")
     return encoding
 
 
