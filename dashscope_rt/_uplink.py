@@ -1,9 +1,10 @@
 """The uplink: what the user gives (audio in any format, JPEG frames) turned into client events.
 
-Audio goes through one streaming resampler (:class:`~dashscope_rt.audio.AudioConverter`) to the
-model's input rate and out in 100 ms ``input_audio_buffer.append`` chunks. The uplink counts the
-audio sent since the last commit, because the service refuses an image with no audio before it
-in the buffer: :meth:`Uplink.append_image` sends 200 ms of silence first when there is none.
+Audio (PCM, or G.711 decoded first) goes through one streaming resampler
+(:class:`~dashscope_rt.audio.AudioConverter`) to the model's input rate and out in 100 ms
+``input_audio_buffer.append`` chunks. The uplink counts the audio sent since the last commit,
+because the service refuses an image with no audio before it in the buffer:
+:meth:`Uplink.append_image` sends 200 ms of silence first when there is none.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from . import events as ev
 from . import limits
-from .audio import AudioConverter
+from .audio import G711_RATE, AudioConverter, to_pcm16
 from .errors import InvalidInput, InvalidType
 
 __all__ = ["IMAGE_B64_LIMIT", "Uplink"]
@@ -66,8 +67,16 @@ class Uplink:
         """Audio bytes appended since the last commit or clear."""
         return self._since_commit
 
-    def append_audio(self, data: Any, sample_rate: int | None, channels: int) -> None:
-        """Convert ``data`` to the input rate and send it in 100 ms chunks (a tail waits)."""
+    def append_audio(
+        self, data: Any, sample_rate: int | None, channels: int, *, encoding: str = "pcm16"
+    ) -> None:
+        """Convert ``data`` to the input rate and send it in 100 ms chunks (a tail waits).
+
+        G.711 (``encoding="ulaw"``/``"alaw"``) is decoded first; its rate defaults to 8 kHz.
+        """
+        if encoding != "pcm16":
+            data = to_pcm16(data, encoding)
+            sample_rate = G711_RATE if sample_rate is None else sample_rate
         target = self._input_rate()
         rate = target if sample_rate is None else sample_rate
         key = (rate, channels)
