@@ -69,10 +69,11 @@ def read_wav(source: WavSource) -> WavAudio:
     as float32. Raises :class:`~dashscope_rt.errors.InvalidInput` for anything else (MP3, FLAC,
     compressed WAV, ...), with the ``ffmpeg``/``sox`` command that converts it.
     """
-    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    name: str | None = None
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = _as_bytes(source).tobytes()
-    elif name is not None:
+    elif isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
         with open(name, "rb") as fh:
             data = fh.read()
     else:
