@@ -10,6 +10,7 @@ from .config import (
     LEGACY_AUDIO_FORMATS,
     SAMPLE_RATES,
     UNSET,
+    VAD_DEFAULTS,
     SemanticVAD,
     ServerVAD,
     SessionConfig,
@@ -30,6 +31,7 @@ from .errors import (
     HandshakeError,
     InvalidInput,
     NameResolutionError,
+    NoSpeechHeard,
     ProtocolError,
     RealtimeError,
     ServerError,
@@ -106,6 +108,7 @@ from .session import (
     Session,
     SessionExpiring,
 )
+from .streaming import stream_audio
 from .tools import (
     Tool,
     ToolArgumentsError,
@@ -123,6 +126,7 @@ __all__ = [
     "SERVER_EVENT_TYPES",
     "TURBO_VOICES",
     "UNSET",
+    "VAD_DEFAULTS",
     "AuthenticationError",
     "ClientEvent",
     "Closed",
@@ -153,6 +157,7 @@ __all__ = [
     "LegacyChoices",
     "ModelInfo",
     "NameResolutionError",
+    "NoSpeechHeard",
     "ProtocolError",
     "RealtimeError",
     "ReconnectPolicy",
@@ -206,6 +211,7 @@ __all__ = [
     "encode",
     "get_model",
     "new_event_id",
+    "stream_audio",
     "tool",
     "tool_from_function",
 ]

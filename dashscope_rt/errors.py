@@ -15,6 +15,7 @@
     │   │       └── AuthenticationError  HTTP 401/403: bad key, or a key of another region
     │   └── ConnectionClosed           the socket closed (code, reason, by_server)
     ├── Timeout (TimeoutError)         a blocking call ran out of time
+    │   └── NoSpeechHeard              voice detection heard no speech in streamed audio
     ├── ProtocolError                  a frame that is not a valid protocol message
     ├── ServerError                    an ``error`` event from the service (type, code, param, ...)
     └── SessionClosed (RuntimeError)   the session is closed; nothing more can be sent
@@ -35,6 +36,7 @@ __all__ = [
     "HandshakeError",
     "InvalidInput",
     "NameResolutionError",
+    "NoSpeechHeard",
     "ProtocolError",
     "RealtimeError",
     "ServerError",
@@ -89,6 +91,10 @@ class TLSError(ConnectError):
 
 class Timeout(RealtimeError, TimeoutError):
     """A blocking operation did not finish within its timeout."""
+
+
+class NoSpeechHeard(Timeout):
+    """The server's voice detection heard no speech in audio streamed as a turn."""
 
 
 class ConnectTimeout(ConnectError, Timeout):

@@ -571,6 +571,35 @@ class Session:
             reply = attrs.evolve(reply, tool_calls=tuple(waiter.tool_calls))
         return reply
 
+    def stream_audio(
+        self,
+        audio: Any,
+        *,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        speed: float = 1.0,
+        timeout: float = 60.0,
+        no_speech_timeout: float = 4.0,
+        on_chunk: Callable[[Any, float], None] | None = None,
+    ) -> Reply:
+        """Stream a WAV file or array as one spoken turn at real-time pace; return the reply.
+
+        Silence follows until the server's voice detection ends the turn. Ctrl+C drops the
+        half-sent turn on the server. See :func:`dashscope_rt.streaming.stream_audio`.
+        """
+        from .streaming import stream_audio
+
+        return stream_audio(
+            self,
+            audio,
+            sample_rate=sample_rate,
+            channels=channels,
+            speed=speed,
+            timeout=timeout,
+            no_speech_timeout=no_speech_timeout,
+            on_chunk=on_chunk,
+        )
+
     # -- state -------------------------------------------------------------------------------------
 
     @property
