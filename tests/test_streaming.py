@@ -140,7 +140,7 @@ def test_bad_speed_and_audio_are_refused_before_sending(sim: Simulator) -> None:
 
 
 def test_help_shows_the_effective_vad_defaults() -> None:
-    text = pydoc.render_doc(ServerVAD, renderer=pydoc.plaintext)
+    text = pydoc.render_doc(ServerVAD, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
     signature = text.split("\n")[3]
     assert "silence_duration_ms: 'int | UnsetType' = 800" in signature
     assert "threshold: 'float | UnsetType' = 0.5" in signature
