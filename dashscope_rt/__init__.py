@@ -23,6 +23,7 @@ from .conversation import (
     TurnMetrics,
 )
 from .errors import (
+    AudioDeviceError,
     AuthenticationError,
     ConnectError,
     ConnectionClosed,
@@ -127,6 +128,7 @@ __all__ = [
     "TURBO_VOICES",
     "UNSET",
     "VAD_DEFAULTS",
+    "AudioDeviceError",
     "AuthenticationError",
     "ClientEvent",
     "Closed",

@@ -689,7 +689,11 @@ class SessionConfig:
         if info.voices is not None:
             choose = f"choose one of: {', '.join(info.voices)}"
         else:
-            choose = f"it is known to be refused; the model's default is {info.default_voice!r}"
+            choose = (
+                f"it is known to be refused. Leave voice unset for the model's default, "
+                f"{info.default_voice!r}, or pick one from the model's voice list in DashScope's "
+                "Qwen-Omni-Realtime guide (not held by this SDK)"
+            )
         raise _unsupported(info, "voice", f"voice {voice!r} is not available here; {choose}")
 
     @staticmethod

@@ -18,6 +18,7 @@
     │   └── NoSpeechHeard              voice detection heard no speech in streamed audio
     ├── ProtocolError                  a frame that is not a valid protocol message
     ├── ServerError                    an ``error`` event from the service (type, code, param, ...)
+    ├── AudioDeviceError               no usable sound device (none found, or it cannot be opened)
     └── SessionClosed (RuntimeError)   the session is closed; nothing more can be sent
 
 No message or attribute here ever holds the API key.
@@ -28,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AudioDeviceError",
     "AuthenticationError",
     "ConnectError",
     "ConnectTimeout",
@@ -186,6 +188,15 @@ class ServerError(RealtimeError):
         self.param = param
         self.event_id = event_id
         self.fatal = fatal
+
+
+class AudioDeviceError(RealtimeError):
+    """No usable sound device: PortAudio found none (headless server, Docker, WSL), or the one
+    asked for does not exist or cannot be opened. ``kind`` is ``"input"`` or ``"output"``."""
+
+    def __init__(self, message: str, *, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class SessionClosed(RealtimeError, RuntimeError):

@@ -20,6 +20,7 @@ from typing import Any, TypeVar, overload
 import attrs
 
 from . import events as ev
+from ._endpoint import is_loopback, resolve_endpoint
 from ._engine import Engine, ReconnectPolicy, State
 from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
 from ._version import __version__
@@ -81,7 +82,8 @@ class Session:
             reply = s.ask(audio=wav_pcm, sample_rate=16000)
 
     The key comes from ``api_key`` or ``$DASHSCOPE_API_KEY``; ``region`` is ``"cn"`` (Beijing)
-    or ``"intl"`` (Singapore), or give the endpoint as ``url``.
+    or ``"intl"`` (Singapore), or give the endpoint as ``url`` (default ``$DASHSCOPE_RT_URL``).
+    A loopback ``url`` (a local simulator) needs no key: without one none is sent.
 
     **Threads.** Every public method is thread-safe and may be called from any thread, including
     from a handler, a tool or an audio callback. Send methods (``append_audio``, ``commit``,
@@ -134,12 +136,12 @@ class Session:
         tool_workers: int = 4,
     ) -> None:
         info = model if isinstance(model, ModelInfo) else get_model(model)
-        key = api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY")
-        if not key or not key.strip():
+        key, url = resolve_endpoint(api_key, url)
+        if key is None and not is_loopback(url):
             raise InvalidInput(
                 "no API key: pass api_key=... or set the DASHSCOPE_API_KEY environment variable "
                 "(keys are region-bound: a Beijing key for region='cn', a Singapore key for "
-                "region='intl')"
+                "region='intl'); a local simulator URL (127.0.0.1) needs none"
             )
         if handler_errors not in ("log", "raise"):
             raise InvalidInput(f"handler_errors must be 'log' or 'raise', got {handler_errors!r}")
@@ -149,10 +151,9 @@ class Session:
             full_url = build_url(info.name, region=region, url=url)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        headers: dict[str, str] = {
-            "Authorization": _Secret(f"Bearer {key.strip()}"),
-            "User-Agent": f"dashscope_rt/{__version__}",
-        }
+        headers: dict[str, str] = {"User-Agent": f"dashscope_rt/{__version__}"}
+        if key is not None:
+            headers["Authorization"] = _Secret(f"Bearer {key}")
         if workspace:
             headers["X-DashScope-WorkSpace"] = workspace
         headers.update(extra_headers or {})

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from ._convert import DEFAULT_CHUNK_MS, QUALITIES, AudioConverter, OutputConverter, resample_pcm16
-from ._device import AUDIO_EXTRA_HINT
+from ._device import AUDIO_EXTRA_HINT, check_device
 from ._image import (
     DEFAULT_MAX_SIDE,
     MAX_IMAGE_BYTES,
@@ -24,7 +24,7 @@ from ._image import (
 from ._microphone import Microphone
 from ._pcm import SAMPLE_FORMATS, float32_to_pcm16, pcm16_to_float32, to_float32, to_int16
 from ._player import Player, StreamFactory
-from ._wav import WavAudio, encode_wav, read_wav, write_wav
+from ._wav import WavAudio, convert_hint, encode_wav, read_wav, write_wav
 
 __all__ = [
     "AUDIO_EXTRA_HINT",
@@ -41,7 +41,9 @@ __all__ = [
     "Player",
     "StreamFactory",
     "WavAudio",
+    "check_device",
     "check_jpeg",
+    "convert_hint",
     "encode_wav",
     "float32_to_pcm16",
     "pcm16_to_float32",

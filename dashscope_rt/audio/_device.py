@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["AUDIO_EXTRA_HINT", "import_pillow", "import_sounddevice"]
+from ..errors import AudioDeviceError
+
+__all__ = ["AUDIO_EXTRA_HINT", "check_device", "import_pillow", "import_sounddevice"]
 
 AUDIO_EXTRA_HINT = "pip install 'dashscope-rt[audio]'"
 
@@ -24,6 +26,26 @@ def import_sounddevice() -> Any:
             "(Debian/Ubuntu: apt install libportaudio2; macOS: brew install portaudio) "
             f"or reinstall with {AUDIO_EXTRA_HINT}"
         ) from exc
+
+
+def check_device(kind: str, device: Any = None) -> dict[str, Any]:
+    """sounddevice's description of the ``"input"`` or ``"output"`` device that would be used.
+
+    Raises :class:`~dashscope_rt.errors.AudioDeviceError` when there is none (PortAudio is there
+    but finds no device: a headless server, Docker, WSL) or ``device`` names none, and
+    ImportError when sounddevice or PortAudio is missing.
+    """
+    sd = import_sounddevice()
+    try:
+        info = sd.query_devices(device, kind)
+    except Exception as exc:  # sounddevice.PortAudioError, or ValueError for a bad name/index
+        which = "default " if device is None else f"{device!r} "
+        raise AudioDeviceError(
+            f"no audio {kind} device: the {which}{kind} device is not available ({exc}); "
+            "a headless server, Docker or WSL usually has no sound card",
+            kind=kind,
+        ) from None
+    return dict(info)
 
 
 def import_pillow() -> Any:
