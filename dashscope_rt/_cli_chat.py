@@ -120,6 +120,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if client is not None:
             client.interrupt()
+            client.settle(resume=False)  # the cancelled turn's summary, then nothing more
         con.line("Interrupted.")
         return EXIT_INTERRUPTED
     finally:
@@ -420,7 +421,7 @@ class ChatClient:
 
         ``dropped``: :func:`~dashscope_rt.streaming.stream_audio` already dropped the turn on the
         server; otherwise the audio buffer is cleared and a response in progress cancelled.
-        Idempotent until :meth:`_settle`.
+        Idempotent until :meth:`settle`.
         """
         if self.interrupted.is_set():
             return
@@ -443,12 +444,14 @@ class ChatClient:
         except RealtimeError:
             pass
 
-    def _settle(self, timeout: float = 3.0) -> None:
-        """After an interrupt: let the cancelled turn end (its summary line) before going on."""
+    def settle(self, timeout: float = 3.0, *, resume: bool = True) -> None:
+        """After an interrupt: let the cancelled turn end (its summary line) before going on;
+        ``resume`` shows the replies that come after it again."""
         if self._awaiting_cancel:
             self._done.wait(timeout)
         self.con.end_line()
-        self.interrupted.clear()
+        if resume:
+            self.interrupted.clear()
 
     def send_text(self, text: str) -> None:
         """Send a text message and wait for the reply."""
@@ -521,7 +524,7 @@ class ChatClient:
             except KeyboardInterrupt:
                 self.interrupt()
                 self.con.line("(interrupted)")
-                self._settle()
+                self.settle()
 
     def _command(self, line: str) -> bool:
         from .config import SessionConfig

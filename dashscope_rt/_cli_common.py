@@ -218,7 +218,8 @@ def format_metrics(metrics: Any) -> str:
 class Console:
     """Thread-safe printing with one rewritable status line (the level meter) on a terminal.
 
-    Off a terminal the status line is not shown, so logs and pipes get whole lines only.
+    Off a terminal the status line is not shown, so logs and pipes get whole lines only;
+    ``$NO_COLOR`` turns the colours off.
     """
 
     def __init__(self, out: TextIO | None = None, *, color: bool | None = None) -> None:
@@ -226,7 +227,8 @@ class Console:
             safe_streams()
         self.out = out if out is not None else sys.stdout
         self.tty = bool(getattr(self.out, "isatty", lambda: False)())
-        self.color = self.tty if color is None else color
+        no_color = bool(os.environ.get("NO_COLOR"))  # https://no-color.org
+        self.color = (self.tty and not no_color) if color is None else color
         self._lock = threading.RLock()
         self._status = ""
         self._partial = False

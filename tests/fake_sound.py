@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-MODULE = '''
+MODULE = """
 import os
 import threading
 
@@ -66,7 +66,7 @@ class RawOutputStream(_Stream):
     def run(self):
         while not self.halt.wait(self.block / self.rate):
             self.callback(bytearray(self.block * 2 * self.channels), self.block, None, None)
-'''
+"""
 
 
 def install(directory: Path) -> Path:
