@@ -8,7 +8,7 @@ calls are ready, the user barged in, ...). It does no I/O, uses no threads and n
 odd input; the caller serialises access (the session holds a lock).
 
 After ``response.cancel`` (or a barge-in) some models never send ``response.done``
-(protocol.md §3.7). Such a response is finished here with status ``"cancelled"`` once
+(docs/protocol.md §3.7, §4.25). Such a response is finished here with status ``"cancelled"`` once
 ``response.audio.done``/``response.output_item.done`` arrived and ``cancel_grace`` passed, or
 ``cancel_timeout`` after its last event. Call :meth:`Conversation.poll` now and then (at
 :meth:`Conversation.next_deadline`) so that waiters never hang.

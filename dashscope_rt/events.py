@@ -246,7 +246,8 @@ def _part(v: Any) -> ContentPart | None:
 
 @attrs.frozen(kw_only=True)
 class Item:
-    """A conversation item: a ``message`` (with ``content``) or a ``function_call``."""
+    """A conversation item: a ``message`` (with ``content``), a ``function_call`` or its
+    ``function_call_output`` (``call_id`` + ``output``)."""
 
     id: str | None = None
     object: str | None = None
@@ -257,6 +258,7 @@ class Item:
     call_id: str | None = None
     name: str | None = None
     arguments: str | None = None
+    output: str | None = None
     raw: Mapping[str, Any] = _raw()
 
     @property
@@ -283,6 +285,7 @@ class Item:
             call_id=_str(d.get("call_id")),
             name=_str(d.get("name")),
             arguments=_str(d.get("arguments")),
+            output=_str(d.get("output")),
             raw=d,
         )
 
