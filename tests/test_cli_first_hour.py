@@ -20,6 +20,8 @@ import pytest
 pytest.importorskip("websockets")
 
 import fake_sound
+from cli_run import cli
+from cli_run import cli_env as _env
 from pty_run import PtyProcess
 
 from dashscope_rt import Session
@@ -31,34 +33,6 @@ from dashscope_rt.testing import Simulator, silence, synthesize
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "What time is it in Tokyo right now?"
 LONG = "Let me tell you a long story about a cat and a dog. " * 3
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE")}
-    env["DASHSCOPE_RT_CONFIG_DIR"] = str(tmp_path / "config")
-    env["PYTHONIOENCODING"] = "utf-8"
-    env.update(extra)
-    return env
-
-
-def cli(
-    tmp_path: Path,
-    *args: str,
-    stdin: str | None = None,
-    timeout: float = 60,
-    env: dict[str, str] | None = None,
-    **extra: str,
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dashscope_rt", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        cwd=tmp_path,
-        env=env if env is not None else _env(tmp_path, **extra),
-    )
 
 
 def pty_cli(tmp_path: Path, *args: str, **extra: str) -> PtyProcess:
