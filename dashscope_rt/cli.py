@@ -149,9 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dashscope-rt`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    func: Command | None = getattr(args, "func", None)
     try:
+        args = parser.parse_args(argv)  # --help writes too
+        func: Command | None = getattr(args, "func", None)
         if func is None:
             parser.print_help()
             return EXIT_USAGE
