@@ -21,8 +21,8 @@ import numpy as np
 
 from .audio import WavAudio, read_wav
 from .config import UNSET, VAD_DEFAULTS
-from .conversation import Reply
 from .errors import InvalidInput, NoSpeechHeard, RealtimeError, SessionClosed, Timeout
+from .reply import Reply
 
 if TYPE_CHECKING:
     from .session import Session

@@ -238,7 +238,7 @@ def test_session_honours_the_url_variable(
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
     monkeypatch.setenv("DASHSCOPE_RT_URL", open_sim.url)
     with Session("qwen3.5-omni-flash-realtime") as session:
-        assert session.ask("ping").text == "You said: ping"
+        assert session.ask(text="ping").text == "You said: ping"
     assert "Authorization" not in open_sim.last.headers
     monkeypatch.delenv("DASHSCOPE_RT_URL")
     with pytest.raises(InvalidInput, match="no API key"):

@@ -109,6 +109,6 @@ def test_readme_tool_answers_from_its_result(sim: Simulator) -> None:
         api_key=sim.api_key,
         tools=[function_calling.get_weather],
     ) as session:
-        reply = session.ask("How's the weather in Tokyo?")
+        reply = session.ask(text="How's the weather in Tokyo?")
     assert reply.tool_calls[0].parsed_arguments() == {"city": "Tokyo"}
     assert reply.text == "Here is what I found: Tokyo: clear, 22 °C"

@@ -16,16 +16,10 @@ import pytest
 
 pytest.importorskip("websockets")
 
-from dashscope_rt import (
-    VAD_DEFAULTS,
-    InvalidInput,
-    NoSpeechHeard,
-    ServerVAD,
-    Session,
-    SessionConfig,
-    stream_audio,
-)
+from dashscope_rt import InvalidInput, NoSpeechHeard, ServerVAD, Session, SessionConfig
 from dashscope_rt.audio import write_wav
+from dashscope_rt.config import VAD_DEFAULTS
+from dashscope_rt.streaming import stream_audio
 from dashscope_rt.testing import Simulator, silence, synthesize
 from samples import function_calling
 

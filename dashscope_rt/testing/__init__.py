@@ -18,6 +18,7 @@ instead; ``dashscope-rt simulate --port N`` runs the server standalone.
 
 from __future__ import annotations
 
+from ..errors import MissingExtra
 from ._behaviour import Behaviour
 from ._engine import SimulatedSession, Transcriber, default_transcriber, image_tokens, jpeg_size
 from ._faults import Faults
@@ -48,9 +49,9 @@ except ImportError as _exc:  # websockets, from the testing extra, is missing
     def __getattr__(name: str) -> object:
         """The server's names need websockets: say how to install it (the rest works without)."""
         if name in _SERVER_NAMES:
-            raise ImportError(
+            raise MissingExtra(
                 f"dashscope_rt.testing.{name} needs the {_missing!r} package: {TESTING_EXTRA_HINT}",
-                name=__name__,
+                extra="testing",
             )
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
