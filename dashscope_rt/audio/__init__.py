@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from ._convert import DEFAULT_CHUNK_MS, QUALITIES, AudioConverter, OutputConverter, resample_pcm16
-from ._device import AUDIO_EXTRA_HINT
+from ._device import AUDIO_EXTRA_HINT, check_device
 from ._g711 import (
     ENCODINGS,
     G711_ENCODINGS,
@@ -43,7 +43,7 @@ from ._image import (
 from ._microphone import Microphone
 from ._pcm import SAMPLE_FORMATS, float32_to_pcm16, pcm16_to_float32, to_float32, to_int16
 from ._player import Player, StreamFactory
-from ._wav import WavAudio, encode_wav, read_wav, write_wav
+from ._wav import WavAudio, convert_hint, encode_wav, read_wav, write_wav
 
 __all__ = [
     "AUDIO_EXTRA_HINT",
@@ -66,7 +66,9 @@ __all__ = [
     "WavAudio",
     "alaw_decode",
     "alaw_encode",
+    "check_device",
     "check_jpeg",
+    "convert_hint",
     "encode_wav",
     "float32_to_pcm16",
     "g711_decode",
