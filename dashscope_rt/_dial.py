@@ -13,7 +13,6 @@ import base64
 import contextlib
 import email.utils
 import errno
-import ipaddress
 import socket
 import ssl
 import threading
@@ -25,6 +24,7 @@ from typing import Any, Literal
 
 import websocket
 
+from ._endpoint import is_loopback
 from ._redact import Redactor
 from .errors import (
     AuthenticationError,
@@ -72,17 +72,6 @@ def redact_url(url: str) -> str:
 # -- choosing a proxy ---------------------------------------------------------------------------
 
 
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (never proxied)."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def pick_proxy(url: str, proxy: ProxySetting) -> str | None:
     """The proxy URL to use for ``url``, or None for a direct connection.
 
@@ -92,7 +81,7 @@ def pick_proxy(url: str, proxy: ProxySetting) -> str | None:
     """
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
-    if proxy is False or is_loopback(host):
+    if proxy is False or is_loopback(url):
         return None
     if proxy is not None:
         if not isinstance(proxy, str) or not proxy:

@@ -16,8 +16,10 @@ from typing import Any
 import attrs
 
 from . import events as ev
+from . import limits
 from .config import UNSET, SessionConfig
 from .errors import RealtimeError
+from .history import with_context
 from .models import ModelInfo
 from .tools import Tool
 
@@ -25,7 +27,7 @@ __all__ = ["SessionSettings"]
 
 log = logging.getLogger("dashscope_rt.session")
 
-_DEFAULT_SILENCE_MS = 800
+_DEFAULT_SILENCE_MS: int = limits.SERVER_VAD_DEFAULTS["silence_duration_ms"]
 
 
 class SessionSettings:
@@ -39,6 +41,7 @@ class SessionSettings:
         self.session_id: str | None = None
         self.info: ev.SessionInfo | None = None
         self.effective: SessionConfig | None = None
+        self.context_text = ""  # the conversation carried over to this server session
 
     @property
     def config(self) -> SessionConfig:
@@ -57,7 +60,12 @@ class SessionSettings:
 
     def wire_session(self) -> dict[str, Any]:
         """The ``session`` object of ``session.update``; raises for what the model can't do."""
-        return self.full_config().to_wire(self.model)
+        return self._with_context(self.full_config().to_wire(self.model))
+
+    def _with_context(self, wire: dict[str, Any]) -> dict[str, Any]:
+        if self.context_text:
+            wire["instructions"] = with_context(wire.get("instructions"), self.context_text)
+        return wire
 
     def propose(self, change: SessionConfig) -> tuple[SessionConfig, dict[str, Any]]:
         """Merge ``change`` in and return (the previous config, the wire form to send).
@@ -67,14 +75,14 @@ class SessionSettings:
         with self._lock:
             old = self._config
             new = old.merge(change)
-            wire = self.full_config(new).to_wire(self.model)
+            wire = self._with_context(self.full_config(new).to_wire(self.model))
             self._config = new
             return old, wire
 
     def restore(self, old: SessionConfig, refused: dict[str, Any]) -> None:
         """The server refused ``refused``: go back to ``old`` unless it changed again since."""
         with self._lock:
-            if self.full_config().to_wire(self.model) == refused:
+            if self.wire_session() == refused:
                 self._config = old
 
     @property

@@ -18,6 +18,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -76,6 +77,8 @@ class ToolRunner:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stopped = False
+        # Told of each finished call: (call, start and end in time.time_ns(), error); tracing.
+        self.observer: Callable[[ToolCall, int, int, BaseException | None], None] | None = None
 
     # -- the on_tool_call handler ------------------------------------------------------------------
 
@@ -133,6 +136,7 @@ class ToolRunner:
         declared = self.tools.get(call.name)
         limit = declared.timeout if declared is not None and declared.timeout else None
         limit = limit or self._timeout
+        started = time.time_ns()
         if limit is None:
             output, error = self._attempt(call)
         else:
@@ -153,6 +157,8 @@ class ToolRunner:
                 )
                 text = f"the tool did not return within {limit:g} s"
                 output = json.dumps({"error": text}, ensure_ascii=False)
+        if self.observer is not None:
+            self.observer(call, started, time.time_ns(), error)
 
         def done() -> None:
             if batch.cancelled:
@@ -184,6 +190,10 @@ class ToolRunner:
         )
 
     # -- batches -----------------------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        """Whether results are still to come or to be sent. Any thread (a snapshot)."""
+        return bool(self._batches)
 
     def pop_ready(self) -> ToolBatch | None:
         """The oldest batch if every result is in (removed), else None. Dispatcher thread."""

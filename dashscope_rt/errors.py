@@ -28,8 +28,10 @@
     │       └── QuotaExceeded          (also RateLimited) the server closed for a quota
     ├── RateLimited                    rate limit or quota; ``retry_after`` when the server said
     ├── Timeout (TimeoutError)         a blocking call ran out of time
+    │   └── NoSpeechHeard              voice detection heard no speech in streamed audio
     ├── ProtocolError                  a frame that is not a valid protocol message
     ├── ServerError                    an ``error`` event from the service (type, code, param, ...)
+    ├── AudioDeviceError               no usable sound device (none found, or it cannot be opened)
     ├── MissingExtra (ImportError)     an optional feature whose extra is not installed
     └── SessionClosed (RuntimeError)   the session is closed; nothing more can be sent
 
@@ -41,6 +43,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AudioDeviceError",
     "AuthenticationError",
     "BlockingCallInHandler",
     "ConnectError",
@@ -53,6 +56,7 @@ __all__ = [
     "InvalidType",
     "MissingExtra",
     "NameResolutionError",
+    "NoSpeechHeard",
     "ProtocolError",
     "ProxyAuthenticationError",
     "ProxyError",
@@ -79,7 +83,15 @@ class RealtimeError(Exception):
 
 
 class InvalidInput(RealtimeError, ValueError):
-    """An argument or configuration value is invalid; the message names the field and the range."""
+    """An argument or configuration value is invalid; the message names the field and the range.
+
+    ``param`` is the field's path in the wire ``session`` object where there is one
+    (``"turn_detection.threshold"``, ``"tools[0]"``), else None.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class InvalidType(InvalidInput, TypeError):
@@ -93,8 +105,10 @@ class UnknownName(InvalidInput, LookupError):
 class UnsupportedByModel(InvalidInput):
     """The request is valid in general but the selected model does not support it."""
 
-    def __init__(self, message: str, *, model: str = "", feature: str = "") -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, model: str = "", feature: str = "", param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param or feature or None)
         self.model = model
         self.feature = feature
 
@@ -172,6 +186,10 @@ class TLSError(ConnectError):
 
 class Timeout(RealtimeError, TimeoutError):
     """A blocking operation did not finish within its timeout."""
+
+
+class NoSpeechHeard(Timeout):
+    """The server's voice detection heard no speech in audio streamed as a turn."""
 
 
 class ConnectTimeout(ConnectError, Timeout):
@@ -316,11 +334,19 @@ class QuotaExceeded(ConnectionClosed, RateLimited):
 
 
 class ProtocolError(RealtimeError):
-    """A received frame is not a valid protocol message (bad JSON, not an object, bad base64)."""
+    """A received frame is not a valid protocol message (bad JSON, not an object, bad base64).
 
-    def __init__(self, message: str, *, frame: Any = None) -> None:
+    ``param`` names the offending field (``"type"`` for an unknown event type) and ``missing``
+    says it was absent; both are set by :func:`~dashscope_rt.events.decode_client`.
+    """
+
+    def __init__(
+        self, message: str, *, frame: Any = None, param: str | None = None, missing: bool = False
+    ) -> None:
         super().__init__(message)
         self.frame = frame
+        self.param = param
+        self.missing = missing
 
 
 class ServerError(RealtimeError):
@@ -351,6 +377,15 @@ class ServerError(RealtimeError):
         self.param = param
         self.event_id = event_id
         self.fatal = fatal
+
+
+class AudioDeviceError(RealtimeError):
+    """No usable sound device: PortAudio found none (headless server, Docker, WSL), or the one
+    asked for does not exist or cannot be opened. ``kind`` is ``"input"`` or ``"output"``."""
+
+    def __init__(self, message: str, *, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class SessionClosed(RealtimeError, RuntimeError):

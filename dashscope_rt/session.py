@@ -9,17 +9,20 @@ handler delays later handlers but never the connection (reads, pings).
 from __future__ import annotations
 
 import os
+import urllib.parse
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import events as ev
 from ._ask import Asker
+from ._endpoint import is_loopback, resolve_endpoint
 from ._engine import Engine
 from ._handlers import HandlerRegistration
-from ._link import ReconnectPolicy, State
+from ._link import SESSION_CAP_S, ReconnectPolicy, State
 from ._version import __version__
 from .config import SessionConfig
+from .conversation import Conversation
 from .errors import (
     BlockingCallInHandler,
     InvalidInput,
@@ -29,8 +32,11 @@ from .errors import (
     UnsupportedByModel,
 )
 from .events import Closed
+from .history import coerce_history, context_block, history_to_json
 from .models import ModelInfo, get_model
+from .pricing import CostMeter, as_price_table
 from .reply import HistoryEntry, Reply, TurnMetrics
+from .telemetry import make_tracer
 from .tools import Tool, as_tools
 from .transport import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -41,6 +47,22 @@ from .transport import (
 )
 
 __all__ = ["Session"]
+
+
+def _check_production_options(
+    context_chars: int, rollover: float | None, max_duration: float, budget_action: str
+) -> None:
+    if isinstance(context_chars, bool) or not isinstance(context_chars, int) or context_chars < 0:
+        raise InvalidInput(f"context_chars must be an int >= 0 (0: off), got {context_chars!r}")
+    if not max_duration > 0:
+        raise InvalidInput(f"max_duration must be > 0 seconds, got {max_duration!r}")
+    if rollover is not None and not 0 < rollover < max_duration:
+        raise InvalidInput(
+            f"rollover must be None or seconds before the cap, between 0 and max_duration "
+            f"({max_duration:g}), got {rollover!r}"
+        )
+    if budget_action not in ("event", "end"):
+        raise InvalidInput(f"budget_action must be 'event' or 'end', got {budget_action!r}")
 
 
 class _Secret(str):
@@ -89,7 +111,8 @@ class Session(HandlerRegistration):
             reply = s.ask(audio=wav_pcm, sample_rate=16000)
 
     The key comes from ``api_key`` or ``$DASHSCOPE_API_KEY``; ``region`` is ``"cn"`` (Beijing)
-    or ``"intl"`` (Singapore), or give the endpoint as ``url``.
+    or ``"intl"`` (Singapore), or give the endpoint as ``url`` (default ``$DASHSCOPE_RT_URL``).
+    A loopback ``url`` (a local simulator) needs no key: without one none is sent.
 
     **Threads.** Every public method is thread-safe and may be called from any thread, including
     from a handler, a tool or an audio callback. Send methods (``append_audio``, ``commit``,
@@ -123,6 +146,18 @@ class Session(HandlerRegistration):
     limit). ``expiry_warning``: seconds before the 120-minute cap to emit
     :class:`~dashscope_rt.events.SessionExpiring`. Threads are daemons named
     ``dashscope_rt-{reader,dispatch,sender,tool}-N``: none of them delays the interpreter's exit.
+
+    **Production.** ``max_history``: history lines (and metrics) kept, None for all.
+    ``history``: an earlier transcript (``export_history()`` JSON or entries) to continue;
+    it and, after a reconnect or a rollover, the transcript so far are given to the new server
+    session through its ``instructions`` (the last ``context_chars`` characters; 0: never).
+    ``rollover``: seconds before the cap (``max_duration``, 120 minutes) at which, between
+    turns, the session moves to a new server session (:class:`~dashscope_rt.events.RolledOver`).
+    ``prices``: a :class:`~dashscope_rt.pricing.PriceTable` (or its dict, or a JSON path) for
+    ``Reply.cost`` and :attr:`total_cost`; ``budget``: the total at which ``BudgetExceeded`` is
+    emitted, and with ``budget_action="end"`` the session closes. With ``opentelemetry-api`` and
+    a tracer provider configured (or given as ``tracer_provider``), spans are recorded per
+    session, turn and tool call (:mod:`dashscope_rt.telemetry`).
     """
 
     def __init__(
@@ -152,14 +187,23 @@ class Session(HandlerRegistration):
         expiry_warning: float = 300.0,
         tool_workers: int = 4,
         tool_timeout: float | None = None,
+        max_history: int | None = 200,
+        history: Any = None,
+        context_chars: int = 4000,
+        rollover: float | None = None,
+        max_duration: float = SESSION_CAP_S,
+        prices: Any = None,
+        budget: float | None = None,
+        budget_action: str = "event",
+        tracer_provider: Any = None,
     ) -> None:
         info = model if isinstance(model, ModelInfo) else get_model(model)
-        key = api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY")
-        if not key or not key.strip():
+        key, url = resolve_endpoint(api_key, url)
+        if key is None and not is_loopback(url):
             raise InvalidInput(
                 "no API key: pass api_key=... or set the DASHSCOPE_API_KEY environment variable "
                 "(keys are region-bound: a Beijing key for region='cn', a Singapore key for "
-                "region='intl')"
+                "region='intl'); a local simulator URL (127.0.0.1) needs none"
             )
         if handler_errors not in ("log", "raise"):
             raise InvalidInput(f"handler_errors must be 'log' or 'raise', got {handler_errors!r}")
@@ -168,14 +212,14 @@ class Session(HandlerRegistration):
         _check_limits(max_frame_bytes, receive_backlog_bytes, tool_timeout)
         if proxy is not None and proxy is not False:
             proxy_secrets(proxy)  # refuses a URL that is not http://[user:password@]host:port
+        _check_production_options(context_chars, rollover, max_duration, budget_action)
         try:
             full_url = build_url(info.name, region=region, url=url)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        headers: dict[str, str] = {
-            "Authorization": _Secret(f"Bearer {key.strip()}"),
-            "User-Agent": f"dashscope_rt/{__version__}",
-        }
+        headers: dict[str, str] = {"User-Agent": f"dashscope_rt/{__version__}"}
+        if key is not None:
+            headers["Authorization"] = _Secret(f"Bearer {key}")
         if workspace:
             headers["X-DashScope-WorkSpace"] = workspace
         headers.update(extra_headers or {})
@@ -207,11 +251,47 @@ class Session(HandlerRegistration):
             tool_timeout=tool_timeout,
         )
         self._engine.settings.wire_session()  # refuse what the model cannot do now, not at connect
+        self._setup_production(
+            info, max_history, history, context_chars, prices, budget, tracer_provider
+        )
+        self._engine.link.session_cap = max_duration
+        self._engine.link.rollover_lead = rollover
+        self._engine.budget_ends_session = budget_action == "end"
         self._asker = Asker(self._engine)
         # Weakly: the error that ended a session holds, in its traceback, the frame of the
         # wait() that raised it, and so this Session; a strong reference from the finalizer
         # registry would keep every such session (and all it received) alive for ever.
         self._finalizer = weakref.finalize(self, _close_abandoned, weakref.ref(self._engine))
+
+    def _setup_production(
+        self,
+        info: ModelInfo,
+        max_history: int | None,
+        history: Any,
+        context_chars: int,
+        prices: Any,
+        budget: float | None,
+        tracer_provider: Any,
+    ) -> None:
+        """History bound and restore, context carry-over, cost meter and tracing."""
+        e = self._engine
+        table = as_price_table(prices)
+        meter = CostMeter(info.name, table, budget) if table is not None or budget else None
+        conv = Conversation(info, max_history=max_history, meter=meter)
+        seed = list(coerce_history(history))
+        conv.history = seed[-max_history:] if max_history is not None else seed
+        e.conv = conv
+        if context_chars > 0:
+
+            def context() -> str:
+                return context_block(e.read_conversation(lambda c: tuple(c.history)), context_chars)
+
+            e.context_builder = context
+        host = urllib.parse.urlsplit(e.url).hostname or ""
+        tracer = make_tracer(info.name, host, tracer_provider)
+        if tracer is not None:
+            e.dispatcher.observer = tracer.observe
+            e.tools.observer = tracer.tool_done
 
     def __repr__(self) -> str:
         e = self._engine
@@ -295,16 +375,27 @@ class Session(HandlerRegistration):
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def append_audio(self, data: Any, sample_rate: int | None = None, channels: int = 1) -> None:
+    def append_audio(
+        self,
+        data: Any,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        *,
+        encoding: str = "pcm16",
+    ) -> None:
         """Queue audio: bytes (PCM16LE), memoryview, or an int16/float32 ndarray.
 
         It is resampled to the model's input rate with a streaming soxr resampler (no clicks at
         chunk borders) and sent in 100 ms chunks; a partial chunk waits for more audio or for
         :meth:`commit`. ``sample_rate=None`` means the model's input rate. Never blocks on the
         network, so it is safe in an audio callback.
+
+        ``encoding="ulaw"`` or ``"alaw"`` takes G.711 telephone audio (bytes, one per sample),
+        decoded first; its ``sample_rate`` defaults to 8000. A qwen3.5 model configured with
+        ``input_sample_rate=8000`` then takes it without resampling.
         """
         self._engine.check_open()
-        self._engine.uplink.append_audio(data, sample_rate, channels)
+        self._engine.uplink.append_audio(data, sample_rate, channels, encoding=encoding)
 
     def append_image(self, jpeg: bytes | bytearray | memoryview) -> None:
         """Queue one JPEG camera frame (≤ 256 KB after Base64; send at most 1–2 per second).
@@ -415,6 +506,35 @@ class Session(HandlerRegistration):
             timeout=timeout,
         )
 
+    def stream_audio(
+        self,
+        audio: Any,
+        *,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        speed: float = 1.0,
+        timeout: float = 60.0,
+        no_speech_timeout: float = 4.0,
+        on_chunk: Callable[[Any, float], None] | None = None,
+    ) -> Reply:
+        """Stream a WAV file or array as one spoken turn at real-time pace; return the reply.
+
+        Silence follows until the server's voice detection ends the turn. Ctrl+C drops the
+        half-sent turn on the server. See :func:`dashscope_rt.streaming.stream_audio`.
+        """
+        from .streaming import stream_audio
+
+        return stream_audio(
+            self,
+            audio,
+            sample_rate=sample_rate,
+            channels=channels,
+            speed=speed,
+            timeout=timeout,
+            no_speech_timeout=no_speech_timeout,
+            on_chunk=on_chunk,
+        )
+
     # -- state -------------------------------------------------------------------------------------
 
     @property
@@ -466,6 +586,16 @@ class Session(HandlerRegistration):
     def history(self) -> tuple[HistoryEntry, ...]:
         """The transcript so far: user and assistant lines, in order."""
         return self._engine.read_conversation(lambda c: tuple(c.history))
+
+    def export_history(self, *, indent: int | None = None) -> str:
+        """The transcript as JSON; give it back as ``Session(history=...)`` to carry on."""
+        return history_to_json(self.history, indent=indent)
+
+    @property
+    def total_cost(self) -> float | None:
+        """What the session cost so far by the ``prices`` table (None without one)."""
+        meter = self._engine.conv.meter
+        return meter.total if meter is not None and meter.table is not None else None
 
     @property
     def metrics(self) -> tuple[TurnMetrics, ...]:

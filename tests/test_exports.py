@@ -10,8 +10,11 @@ from dashscope_rt import errors, events
 
 # What a session's user needs, and nothing else: a change here is a deliberate API change.
 PINNED = [
+    "AsyncSession",
+    "AudioDeviceError",
     "AuthenticationError",
     "BlockingCallInHandler",
+    "BudgetExceeded",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionClosed",
@@ -24,6 +27,9 @@ PINNED = [
     "MissingExtra",
     "ModelInfo",
     "NameResolutionError",
+    "NoSpeechHeard",
+    "Price",
+    "PriceTable",
     "ProtocolError",
     "ProxyAuthenticationError",
     "ProxyError",

@@ -45,9 +45,9 @@ from dashscope_rt.errors import (
 )
 from dashscope_rt.events import Closed, ResponseAudioDelta
 from dashscope_rt.session import Session
-from dashscope_rt.testing import Reply as SimReply
+from dashscope_rt.testing import ScriptedReply as SimReply
+from dashscope_rt.testing import ScriptedToolCall as SimCall
 from dashscope_rt.testing import Simulator, synthesize
-from dashscope_rt.testing import ToolCall as SimCall
 from dashscope_rt.tools import tool
 
 FLASH = "qwen3-omni-flash-realtime"
@@ -314,7 +314,7 @@ def test_a_tool_that_never_returns_does_not_delay_exit(tmp_path: Path) -> None:
             import threading, time
             from dashscope_rt.config import SessionConfig
             from dashscope_rt.session import Session
-            from dashscope_rt.testing import Reply, Simulator, ToolCall, synthesize
+            from dashscope_rt.testing import ScriptedReply, ScriptedToolCall, Simulator, synthesize
 
             started = threading.Event()
 
@@ -325,7 +325,8 @@ def test_a_tool_that_never_returns_does_not_delay_exit(tmp_path: Path) -> None:
                 return "never"
 
             sim = Simulator(api_key="{KEY}").start()
-            sim.script_replies([Reply(tool_calls=(ToolCall("forever", {{"q": "x"}}),))])
+            call = ScriptedToolCall("forever", {{"q": "x"}})
+            sim.script_replies([ScriptedReply(tool_calls=(call,))])
             s = Session("{PLUS}", api_key="{KEY}", url=sim.url, tools=[forever],
                         config=SessionConfig(turn_detection=None), close_timeout=1)
             s.connect()

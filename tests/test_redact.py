@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashscope_rt._dial import is_loopback, pick_proxy
+from dashscope_rt._dial import pick_proxy
 from dashscope_rt._redact import Redactor
 
 KEYS = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEF0123456789", min_size=8, max_size=40)
@@ -35,23 +35,6 @@ def test_short_values_are_not_secrets() -> None:
     assert not r and r.text("abc sk-12") == "abc sk-12"
 
 
-@pytest.mark.parametrize(
-    ("host", "loop"),
-    [
-        ("localhost", True),
-        ("LOCALHOST.", True),
-        ("127.0.0.1", True),
-        ("127.3.2.1", True),
-        ("[::1]", True),
-        ("::1", True),
-        ("dashscope.aliyuncs.com", False),
-        ("10.0.0.1", False),
-    ],
-)
-def test_loopback_hosts(host: str, loop: bool) -> None:
-    assert is_loopback(host) is loop
-
-
 def test_pick_proxy_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
@@ -62,6 +45,8 @@ def test_pick_proxy_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pick_proxy(wss, None) == "http://p:3128"
     assert pick_proxy("ws://example.com/x", None) == "http://q:3128"
     assert pick_proxy(ws, None) is None and pick_proxy(ws, "http://r:1") is None
+    assert pick_proxy("ws://localhost:9/", None) is None
+    assert pick_proxy("ws://[::1]:9/", "http://r:1") is None
     assert pick_proxy(wss, False) is None and pick_proxy(wss, "http://r:1") == "http://r:1"
     monkeypatch.setenv("NO_PROXY", "aliyuncs.com")
     assert pick_proxy(wss, None) is None
