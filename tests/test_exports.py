@@ -36,6 +36,7 @@ PINNED = [
     "QuotaExceeded",
     "RateLimited",
     "RealtimeError",
+    "ReceiveBacklogFull",
     "ReconnectPolicy",
     "Reply",
     "SemanticVAD",
