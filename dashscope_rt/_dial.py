@@ -216,8 +216,8 @@ def dial(
                 failure = exc
             except (OSError, websocket.WebSocketException) as exc:
                 failure = _connect_error(exc, safe_url)
-        if fired.is_set():
-            failure = deadline.expired()
+        if fired.is_set() or (failure is not None and time.monotonic() >= deadline.end):
+            failure = deadline.expired()  # whichever stage the deadline cut short
     except BaseException:
         sock.close()
         raise
@@ -243,7 +243,7 @@ def _tcp(host: str, port: int, deadline: _Deadline, safe_url: str) -> socket.soc
         except OSError as exc:
             sock.close()
             error = exc
-            if isinstance(exc, TimeoutError):
+            if isinstance(exc, (TimeoutError, websocket.WebSocketTimeoutException)):
                 break
             continue
         except BaseException:
