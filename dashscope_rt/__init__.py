@@ -18,6 +18,7 @@ from .config import (
 from .conversation import (
     HistoryEntry,
     Reply,
+    ReplyInterrupted,
     ToolCall,
     TurnMetrics,
 )
@@ -159,6 +160,7 @@ __all__ = [
     "Reconnected",
     "Reconnecting",
     "Reply",
+    "ReplyInterrupted",
     "Response",
     "ResponseAudioDelta",
     "ResponseAudioDone",

@@ -38,6 +38,7 @@ from typing import Any
 import attrs
 
 from . import events as ev
+from ._playback import PlaybackLink
 from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
 from .config import UNSET, SessionConfig
 from .conversation import (
@@ -332,6 +333,7 @@ class Engine:
         self._slow_warned: set[int] = set()
         self.slow_handler_warning = 1.0
         self._recorder: Any = None
+        self.playback: PlaybackLink | None = None
 
     # -- config ------------------------------------------------------------------------------------
 
@@ -974,7 +976,8 @@ class Engine:
             self._emit(obj, t, wire=True)
             return
         with self.conv_cv:
-            notices = self.conv.receive(obj, now=t)
+            notices = self.playback.cut(obj, self.conv, t) if self.playback is not None else []
+            notices += self.conv.receive(obj, now=t)
             self.conv_cv.notify_all()
         self._internal(obj)
         self._emit(obj, t, wire=True)
@@ -1077,6 +1080,8 @@ class Engine:
 
     def _internal(self, obj: Any) -> None:
         """Session bookkeeping, done before any user code sees ``obj``."""
+        if self.playback is not None:
+            self.playback.feed(obj)
         if isinstance(obj, ev.SessionCreated):
             self._apply_session(obj.session)
         elif isinstance(obj, ev.SessionUpdated):
@@ -1090,6 +1095,17 @@ class Engine:
             self._audio_since_commit = 0
         elif isinstance(obj, ev.SessionFinished):
             self._resolve_finish()
+
+    def report_interruption(self, response_id: str | None, played_ms: float) -> None:
+        """Record a cut reply on the dispatcher, after the notices of the current event."""
+
+        def run() -> None:
+            with self.conv_cv:
+                notices = self.conv.mark_interrupted(response_id, played_ms)
+            for notice in notices:
+                self._notice(notice, time.monotonic())
+
+        self.call_soon(run)
 
     # -- blocking helpers' plumbing ----------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import events as ev
+from ._heard import heard_prefix, played_by_clock_ms
 from .models import ModelInfo
 from .tools import parse_arguments
 
@@ -45,6 +46,7 @@ __all__ = [
     "HistoryEntry",
     "Notice",
     "Reply",
+    "ReplyInterrupted",
     "ResponseFinished",
     "ResponseStarted",
     "SessionReady",
@@ -156,6 +158,15 @@ class Reply:
     user_transcript: str | None = None
     response: ev.Response | None = None
     """The ``response.done`` payload (None when the response ended without one)."""
+    interrupted: bool = False
+    """The user barged in while this reply was playing: only part of it was heard."""
+    played_ms: float | None = None
+    """For an interrupted reply, the milliseconds of its audio that were played: what the
+    :class:`~dashscope_rt.audio.Player` (or the app, through ``Session.report_interruption``)
+    handed to the speaker, else an estimate that assumes playback in real time from arrival."""
+    heard_transcript: str | None = None
+    """For an interrupted reply, an estimate of the part of the transcript that was heard (the
+    share of the text that ``played_ms`` is of the audio, cut back to a word boundary)."""
 
     @property
     def duration(self) -> float:
@@ -201,6 +212,8 @@ class Reply:
     def __repr__(self) -> str:
         text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
         extra = f", tool_calls={len(self.tool_calls)}" if self.tool_calls else ""
+        if self.interrupted:
+            extra += f", interrupted at {self.played_ms or 0.0:.0f} ms"
         return (
             f"Reply(response_id={self.response_id!r}, status={self.status!r}, text={text!r},"
             f" audio={self.duration:.2f}s@{self.sample_rate}Hz{extra})"
@@ -215,6 +228,9 @@ class HistoryEntry:
     item_id: str | None
     text: str
     final: bool
+    interrupted: bool = False
+    """An assistant line whose audio the user cut short; ``heard_text`` estimates what was heard."""
+    heard_text: str | None = None
 
 
 # --- notices ---------------------------------------------------------------------------------
@@ -289,6 +305,15 @@ class BargeIn(Notice):
 
 
 @attrs.frozen
+class ReplyInterrupted(Notice):
+    """A reply's playback was cut by a barge-in: ``reply`` has ``interrupted``, ``played_ms`` and
+    ``heard_transcript``. Comes when a finished reply is cut, or when a cut one finishes; again
+    if a figure reported later (``Session.report_interruption``) replaces an estimate."""
+
+    reply: Reply
+
+
+@attrs.frozen
 class CreateFailed(Notice):
     """A ``response.create`` was rejected by an ``error`` event (or timed out)."""
 
@@ -336,8 +361,10 @@ class _Response:
         "first_audio_at",
         "first_text_at",
         "id",
+        "interrupted_at",
         "item_id",
         "last_event_at",
+        "played_ms",
         "sample_rate",
         "seq",
         "text",
@@ -369,6 +396,8 @@ class _Response:
         self.calls: dict[str, _Call] = {}
         self.cancel_at: float | None = None
         self.ended_hint_at: float | None = None
+        self.interrupted_at: float | None = None
+        self.played_ms: float | None = None  # reported by the player or the app
 
     def call(self, call_id: str | None, item_id: str | None) -> _Call:
         key = call_id or item_id or f"#{len(self.calls)}"
@@ -425,6 +454,10 @@ class Conversation:
         self.metrics: list[TurnMetrics] = []
         self.last_reply: Reply | None = None
         self.audio_bytes_sent = 0
+        self.playback_tracked = False
+        """True when a player reports what it cut (``mark_interrupted``) at each barge-in: a
+        finished reply is then never marked interrupted on the clock's guess."""
+        self._last_reply_seq = 0
         self._playback_end = 0.0
         self._playback_id: str | None = None
         self.response_pending = False
@@ -612,25 +645,86 @@ class Conversation:
         self.session_id = e.session.id or self.session_id
         self._out.append(ConfigApplied(dict(self.session)))
 
-    def _interrupts(self) -> bool:
+    @property
+    def interrupts_on_speech(self) -> bool:
+        """Whether the server stops a response when the user starts speaking (server VAD's
+        ``interrupt_response``, on unless the session turned it off)."""
         td = self.session.get("turn_detection")
         return not (isinstance(td, Mapping) and td.get("interrupt_response") is False)
 
+    def mark_interrupted(
+        self, response_id: str | None, played_ms: float, *, now: float | None = None
+    ) -> list[Notice]:
+        """Record that playback of a reply was cut after ``played_ms`` milliseconds.
+
+        ``response_id`` None means the response in progress, else the last finished reply. A
+        response in progress keeps the figure until it finishes; a finished reply is replaced
+        (``last_reply``, ``history``) and a :class:`ReplyInterrupted` notice is returned.
+        """
+        t = self.clock() if now is None else now
+        out: list[Notice] = []
+        self._out = out
+        played = max(0.0, float(played_ms))
+        resp = self._open.get(response_id) if response_id is not None else None
+        if resp is None and response_id is None and self._open:
+            resp = next(reversed(self._open.values()))
+        if resp is not None:
+            resp.interrupted_at = resp.interrupted_at or t
+            resp.played_ms = played
+        else:
+            self._interrupt_finished(response_id, played)
+        self._out = []
+        return out
+
+    def _interrupt_finished(self, response_id: str | None, played_ms: float) -> None:
+        reply = self.last_reply
+        if reply is None or (response_id is not None and reply.response_id != response_id):
+            return
+        heard = heard_prefix(reply.transcript or reply.text, played_ms, reply.duration * 1000.0)
+        reply = attrs.evolve(reply, interrupted=True, played_ms=played_ms, heard_transcript=heard)
+        self.last_reply = reply
+        idx = self._history_index.get(("assistant", self._last_reply_seq))
+        if idx is not None:
+            self.history[idx] = attrs.evolve(self.history[idx], interrupted=True, heard_text=heard)
+        self._out.append(ReplyInterrupted(reply))
+
     def _on_speech_started(self, e: ev.InputAudioBufferSpeechStarted, t: float) -> None:
-        if self._interrupts():
+        if self.interrupts_on_speech:
             if self._open:
                 # The server stops this response (interrupt_response); it may send no done.
                 self._out.append(BargeIn(next(reversed(self._open.values())).id))
                 for r in self._open.values():
                     if r.cancel_at is None:
                         r.cancel_at = t
+                    if r.interrupted_at is None:
+                        r.interrupted_at = t
+                    if r.played_ms is None:
+                        r.played_ms = self._played_by_clock(r.id, r.audio_bytes, r.sample_rate, t)
             elif t < self._playback_end:
                 # The answer is complete but (probably) still playing: stop it.
                 self._out.append(BargeIn(self._playback_id))
+                last = self.last_reply
+                if (
+                    not self.playback_tracked
+                    and last is not None
+                    and last.response_id == self._playback_id
+                    and not last.interrupted
+                ):
+                    played = self._played_by_clock(
+                        last.response_id, len(last.audio), last.sample_rate, t
+                    )
+                    self._interrupt_finished(last.response_id, played)
             self._playback_end = min(self._playback_end, t)
         if self._turn.speech_stopped_at is not None or self._turn.committed_at is not None:
             self._turn = _Turn()  # a new utterance after the previous one ended
         self._turn.item_id = e.item_id or self._turn.item_id
+
+    def _played_by_clock(self, rid: str | None, nbytes: int, rate: int, t: float) -> float:
+        """Milliseconds of a reply played by ``t`` if played in real time from its arrival."""
+        audio_ms = (nbytes // 2) * 1000.0 / rate if rate > 0 else 0.0
+        if rid != self._playback_id:
+            return 0.0 if nbytes == 0 else audio_ms
+        return played_by_clock_ms(audio_ms, self._playback_end, t)
 
     def _on_speech_stopped(self, e: ev.InputAudioBufferSpeechStopped, t: float) -> None:
         self._turn.speech_stopped_at = t
@@ -973,14 +1067,33 @@ class Conversation:
             user_transcript=resp.turn.transcript,
             response=done,
         )
+        if resp.interrupted_at is not None:
+            played = resp.played_ms or 0.0
+            reply = attrs.evolve(
+                reply,
+                interrupted=True,
+                played_ms=played,
+                heard_transcript=heard_prefix(transcript or text, played, reply.duration * 1000),
+            )
         final_text = text or transcript
         key = ("assistant", resp.seq)
         if final_text or key in self._history_index:
-            self._set_history(key, "assistant", resp.item_id, final_text, True)
+            self._set_history(
+                key,
+                "assistant",
+                resp.item_id,
+                final_text,
+                True,
+                interrupted=reply.interrupted,
+                heard_text=reply.heard_transcript,
+            )
+        self._last_reply_seq = resp.seq
         self._last_turn = resp.turn
         self.metrics.append(metrics)
         self.last_reply = reply
         self._out.append(ResponseFinished(reply))
+        if reply.interrupted:
+            self._out.append(ReplyInterrupted(reply))
         if calls and status not in ("cancelled", "failed"):
             self._out.append(ToolCallsReady(resp.id, calls))
 
@@ -995,8 +1108,17 @@ class Conversation:
         final: bool,
         *,
         before: tuple[str, Any] | None = None,
+        interrupted: bool = False,
+        heard_text: str | None = None,
     ) -> None:
-        entry = HistoryEntry(role=role, item_id=item_id, text=text, final=final)
+        entry = HistoryEntry(
+            role=role,
+            item_id=item_id,
+            text=text,
+            final=final,
+            interrupted=interrupted,
+            heard_text=heard_text,
+        )
         idx = self._history_index.get(key)
         if idx is not None:
             self.history[idx] = entry

@@ -21,6 +21,7 @@ import attrs
 
 from . import events as ev
 from ._engine import Engine, ReconnectPolicy, State
+from ._playback import PlaybackLink, PlayerLike
 from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
 from ._version import __version__
 from .config import SessionConfig
@@ -249,6 +250,33 @@ class Session:
                 if not e.on_dispatcher():
                     done.wait(timeout)
         self.close()
+
+    # -- playback ----------------------------------------------------------------------------------
+
+    def attach_player(self, player: PlayerLike) -> None:
+        """Play every reply on ``player`` (a :class:`~dashscope_rt.audio.Player`) and stop it when
+        the user barges in, recording in the reply (and :attr:`history`) how much was played.
+
+        The audio is written before your handlers run; what a cut response still sends is
+        dropped. Its ``Reply`` gets ``interrupted``, ``played_ms`` and ``heard_transcript``, and a
+        :class:`~dashscope_rt.ReplyInterrupted` notice comes (``session.on(ReplyInterrupted)``).
+        """
+        e = self._engine
+        with e.conv_cv:
+            e.playback = PlaybackLink(player)
+            e.conv.playback_tracked = True
+
+    def report_interruption(self, played_ms: float, response_id: str | None = None) -> None:
+        """When the app plays audio itself: playback of a reply was cut after ``played_ms``.
+
+        ``response_id`` None means the response in progress, else the last reply. Without this
+        call (or :meth:`attach_player`) a barge-in is recorded with an estimate that assumes
+        playback in real time from arrival. Applied on the dispatcher thread, after the handlers
+        of the current event; a :class:`~dashscope_rt.ReplyInterrupted` notice follows.
+        """
+        if isinstance(played_ms, bool) or not isinstance(played_ms, (int, float)):
+            raise InvalidInput(f"played_ms: expected milliseconds as a number, got {played_ms!r}")
+        self._engine.report_interruption(response_id, float(played_ms))
 
     # -- handler registration ----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from dashscope_rt.conversation import (
     CreateFailed,
     Notice,
     Reply,
+    ReplyInterrupted,
     ResponseFinished,
     ResponseStarted,
     SessionReady,
@@ -894,7 +895,11 @@ def test_barge_in_while_finished_audio_is_still_playing(
     feed(conv, clock, seq, base=300.0)
     assert conv.playing_until == pytest.approx(302.1)
     clock.t = 301.0
-    assert conv.receive(dec({"type": "input_audio_buffer.speech_started"})) == [BargeIn("r_long")]
+    barge, cut = conv.receive(dec({"type": "input_audio_buffer.speech_started"}))
+    assert barge == BargeIn("r_long")
+    # Without a player reporting, the clock says 0.9 s of the 2 s were played (from 300.1 s).
+    assert isinstance(cut, ReplyInterrupted) and cut.reply is conv.last_reply
+    assert cut.reply.interrupted and cut.reply.played_ms == pytest.approx(900.0)
     # The player was flushed: the next speech_started interrupts nothing.
     assert conv.receive(dec({"type": "input_audio_buffer.speech_started"})) == []
     feed(conv, clock, [(0.0, response_created("r2"))], base=310.0)

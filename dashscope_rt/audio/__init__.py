@@ -6,13 +6,16 @@
 - :func:`read_wav`, :func:`write_wav`, :func:`encode_wav`: WAV through the stdlib ``wave``.
 - :class:`Player`, :class:`Microphone`: sound card I/O on ``sounddevice``
   (``pip install 'dashscope-rt[audio]'``), imported only when a stream is opened.
+- :class:`EchoCanceller`: removes the speaker's echo from the microphone (WebRTC AEC3,
+  ``pip install 'dashscope-rt[aec]'``); :class:`Player` feeds it, :class:`Microphone` applies it.
 - :func:`check_jpeg`, :func:`to_jpeg`, :class:`ImageRateLimiter`: camera frames.
 """
 
 from __future__ import annotations
 
+from ._aec import EchoCanceller
 from ._convert import DEFAULT_CHUNK_MS, QUALITIES, AudioConverter, OutputConverter, resample_pcm16
-from ._device import AUDIO_EXTRA_HINT
+from ._device import AEC_EXTRA_HINT, AUDIO_EXTRA_HINT, aec_available
 from ._image import (
     DEFAULT_MAX_SIDE,
     MAX_IMAGE_BYTES,
@@ -27,6 +30,7 @@ from ._player import Player, StreamFactory
 from ._wav import WavAudio, encode_wav, read_wav, write_wav
 
 __all__ = [
+    "AEC_EXTRA_HINT",
     "AUDIO_EXTRA_HINT",
     "DEFAULT_CHUNK_MS",
     "DEFAULT_MAX_SIDE",
@@ -35,12 +39,14 @@ __all__ = [
     "QUALITIES",
     "SAMPLE_FORMATS",
     "AudioConverter",
+    "EchoCanceller",
     "ImageRateLimiter",
     "Microphone",
     "OutputConverter",
     "Player",
     "StreamFactory",
     "WavAudio",
+    "aec_available",
     "check_jpeg",
     "encode_wav",
     "float32_to_pcm16",

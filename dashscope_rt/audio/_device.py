@@ -1,13 +1,21 @@
-"""Lazy access to optional packages (sounddevice, Pillow) with an actionable error."""
+"""Lazy access to optional packages (sounddevice, pywebrtc-audio, Pillow) with an actionable error."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-__all__ = ["AUDIO_EXTRA_HINT", "import_pillow", "import_sounddevice"]
+__all__ = [
+    "AEC_EXTRA_HINT",
+    "AUDIO_EXTRA_HINT",
+    "aec_available",
+    "import_pillow",
+    "import_sounddevice",
+    "import_webrtc_audio",
+]
 
 AUDIO_EXTRA_HINT = "pip install 'dashscope-rt[audio]'"
+AEC_EXTRA_HINT = "pip install 'dashscope-rt[aec]'"
 
 
 def import_sounddevice() -> Any:
@@ -24,6 +32,25 @@ def import_sounddevice() -> Any:
             "(Debian/Ubuntu: apt install libportaudio2; macOS: brew install portaudio) "
             f"or reinstall with {AUDIO_EXTRA_HINT}"
         ) from exc
+
+
+def import_webrtc_audio() -> Any:
+    """Import ``pywebrtc_audio`` (WebRTC's audio processing) or raise ImportError with the fix."""
+    try:
+        return importlib.import_module("pywebrtc_audio")
+    except ImportError as exc:
+        raise ImportError(
+            f"EchoCanceller needs the pywebrtc-audio package: {AEC_EXTRA_HINT}"
+        ) from exc
+
+
+def aec_available() -> bool:
+    """Whether :class:`EchoCanceller` can be constructed (the ``aec`` extra is installed)."""
+    try:
+        import_webrtc_audio()
+    except ImportError:
+        return False
+    return True
 
 
 def import_pillow() -> Any:

@@ -22,6 +22,7 @@ from ._behaviour import Behaviour
 from ._engine import SimulatedSession, Transcriber, default_transcriber, image_tokens, jpeg_size
 from ._faults import Faults
 from ._replay import ReplayEngine
+from ._room import EchoRoom, RoomRecording, erle_db, power_db
 from ._responder import (
     Image,
     Reply,
@@ -40,6 +41,7 @@ __all__ = [
     "PATH",
     "Behaviour",
     "ConnectionRecord",
+    "EchoRoom",
     "EnergyVAD",
     "Faults",
     "Image",
@@ -47,6 +49,7 @@ __all__ = [
     "ReplayEngine",
     "Reply",
     "Responder",
+    "RoomRecording",
     "SimulatedSession",
     "Simulator",
     "ToolCall",
@@ -55,8 +58,10 @@ __all__ = [
     "Turn",
     "default_responder",
     "default_transcriber",
+    "erle_db",
     "image_tokens",
     "jpeg_size",
+    "power_db",
     "scripted",
     "silence",
     "speech_duration_s",
