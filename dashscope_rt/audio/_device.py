@@ -1,4 +1,4 @@
-"""Lazy access to optional packages (sounddevice, pywebrtc-audio, Pillow) with an actionable error."""
+"""Lazy access to optional packages (sounddevice, pywebrtc-audio, Pillow), with the fix."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A streaming resampler whose timing never moves: output sample ``k`` is input time ``k / out_rate``.
+"""A streaming resampler whose timing never moves: output k is input time k / out_rate.
 
 soxr's streaming resampler is better audio, but it holds back a variable amount (up to ~36 ms at
 HQ) that depends on how the input was chunked. That is harmless for sound and fatal for an echo

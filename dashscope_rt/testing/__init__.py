@@ -22,7 +22,6 @@ from ._behaviour import Behaviour
 from ._engine import SimulatedSession, Transcriber, default_transcriber, image_tokens, jpeg_size
 from ._faults import Faults
 from ._replay import ReplayEngine
-from ._room import EchoRoom, RoomRecording, erle_db, power_db
 from ._responder import (
     Image,
     Reply,
@@ -33,6 +32,7 @@ from ._responder import (
     default_responder,
     scripted,
 )
+from ._room import EchoRoom, RoomRecording, erle_db, power_db
 from ._server import PATH, ConnectionRecord, Rejection, Simulator
 from ._speech import silence, speech_duration_s, synthesize, tone
 from ._vad import EnergyVAD, threshold_to_dbfs

@@ -71,7 +71,7 @@ class EchoRoom:
         """The speaker-to-microphone response at the microphone's rate."""
         rate = self.mic_rate
         rng = np.random.default_rng(self.seed)
-        delay = int(round(self.delay_ms * rate / 1000.0))
+        delay = round(self.delay_ms * rate / 1000.0)
         n_tail = max(1, int(self.rt60_ms * rate / 1000.0))
         t = np.arange(n_tail) / rate
         tail = rng.standard_normal(n_tail) * np.exp(-math.log(1000.0) * t / (self.rt60_ms / 1e3))
