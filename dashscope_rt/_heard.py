@@ -24,8 +24,16 @@ def heard_prefix(text: str, played_ms: float, audio_ms: float) -> str:
     if audio_ms <= 0.0 or played_ms >= audio_ms:
         return text
     n = int(len(text) * max(0.0, played_ms) / audio_ms)
-    head = text[:n]
-    if 0 < n < len(text) and not text[n].isspace() and ord(text[n]) < _CJK_START:
-        cut = max(head.rfind(" "), head.rfind("\n"))
-        head = head[:cut] if cut >= 0 else ""
-    return head.rstrip()
+    while 0 < n < len(text) and not _boundary(text, n):
+        n -= 1
+    return text[:n].rstrip()
+
+
+def _boundary(text: str, i: int) -> bool:
+    """Whether a word may end before ``text[i]`` (each CJK character is a word of its own)."""
+    before, after = text[i - 1], text[i]
+    return before.isspace() or after.isspace() or _cjk(before) or _cjk(after)
+
+
+def _cjk(ch: str) -> bool:
+    return ord(ch) >= _CJK_START

@@ -55,8 +55,8 @@ class Microphone:
         every block on the worker thread; the target then gets mono PCM16LE bytes at the
         canceller's rate, in whole 10 ms frames.
     mute_while:
-        Half duplex: while ``mute_while()`` is true (e.g. ``lambda: player.playing``) the target
-        gets silence of the same length instead of the captured audio.
+        Half duplex: blocks captured while ``mute_while()`` is true (e.g. ``lambda:
+        player.playing``; called in the audio callback, so keep it cheap) become silence.
     """
 
     def __init__(
@@ -199,7 +199,11 @@ class Microphone:
         q = self._queue
         if len(q) == q.maxlen:
             self.dropped_blocks += 1
-        q.append(bytes(indata))
+        if self._mute is not None and self._mute():
+            self.muted_blocks += 1
+            q.append(bytes(memoryview(indata).nbytes))
+        else:
+            q.append(bytes(indata))
         self._wake.set()
 
     def _run(self) -> None:
@@ -230,9 +234,6 @@ class Microphone:
                 rate, channels = self._aec.sample_rate, 1
                 if not payload:
                     return  # waiting for the rest of a 10 ms frame, or for its reference
-            if self._mute is not None and self._mute():
-                self.muted_blocks += 1
-                payload = bytes(len(payload)) if isinstance(payload, bytes) else payload * 0
             self._sink(payload, sample_rate=rate, channels=channels)
             self.delivered_blocks += 1
         except SessionClosed:

@@ -32,7 +32,14 @@ from ._responder import (
     default_responder,
     scripted,
 )
-from ._room import EchoRoom, RoomRecording, erle_db, power_db
+from ._room import (
+    EchoRoom,
+    RoomRecording,
+    erle_db,
+    power_db,
+    replies_with_pauses,
+    run_lockstep,
+)
 from ._server import PATH, ConnectionRecord, Rejection, Simulator
 from ._speech import silence, speech_duration_s, synthesize, tone
 from ._vad import EnergyVAD, threshold_to_dbfs
@@ -62,6 +69,8 @@ __all__ = [
     "image_tokens",
     "jpeg_size",
     "power_db",
+    "replies_with_pauses",
+    "run_lockstep",
     "scripted",
     "silence",
     "speech_duration_s",

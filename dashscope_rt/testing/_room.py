@@ -9,7 +9,9 @@ has no chunk boundaries), independently of whatever the canceller does.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -18,8 +20,16 @@ import numpy.typing as npt
 import soxr
 
 from ..audio import to_float32
+from ._speech import silence, synthesize
 
-__all__ = ["EchoRoom", "RoomRecording", "erle_db", "power_db"]
+__all__ = [
+    "EchoRoom",
+    "RoomRecording",
+    "erle_db",
+    "power_db",
+    "replies_with_pauses",
+    "run_lockstep",
+]
 
 F32 = npt.NDArray[np.float32]
 
@@ -116,3 +126,58 @@ class EchoRoom:
         noise = (rng.standard_normal(n) * 10 ** (self.noise_dbfs / 20)).astype(np.float32)
         mic = (echo + near_f + noise).astype(np.float32)
         return RoomRecording(mic=mic, echo=echo, near=near_f, noise=noise, rate=self.mic_rate)
+
+
+def replies_with_pauses(
+    texts: Sequence[str], *, pause_ms: float = 1500.0, rate: int = 24000
+) -> tuple[bytes, list[tuple[float, float]]]:
+    """Speaker output for several replies (synthesized speech), each after ``pause_ms`` of
+    silence, plus a final pause: PCM16LE, and each reply's (start, end) in seconds."""
+    pause = silence(pause_ms, rate)
+    parts: list[bytes] = []
+    spans: list[tuple[float, float]] = []
+    t = 0.0
+    for text in texts:
+        audio = synthesize(text, rate)
+        t += len(pause) / 2 / rate
+        spans.append((t, t + len(audio) / 2 / rate))
+        t = spans[-1][1]
+        parts += [pause, audio]
+    parts.append(pause)
+    return b"".join(parts), spans
+
+
+def run_lockstep(
+    canceller: Any,
+    playback: bytes,
+    recording: RoomRecording,
+    *,
+    playback_rate: int = 24000,
+    mic: npt.NDArray[Any] | None = None,
+    mic_rate: int = 0,
+    chunk_ms: float | Iterable[float] = 20.0,
+    feed: Callable[[float, float], bool] | None = None,
+) -> F32:
+    """Drive an echo canceller as two audio callbacks would, in step: for each chunk of time,
+    ``feed_playback`` what the speaker played, then ``process`` what the microphone heard.
+
+    ``mic`` replaces ``recording.mic`` (e.g. the same signal at another rate or dtype, at
+    ``mic_rate``); ``chunk_ms`` is one duration or a sequence of them (cycled); ``feed(t0, t1)``
+    says whether playback of that span is fed (default: all of it, silence included). Returns
+    the cleaned audio, float32 at the canceller's rate.
+    """
+    mic_arr = recording.mic if mic is None else mic
+    rate = mic_rate or recording.rate
+    pb = np.frombuffer(playback, dtype="<i2")
+    durations = itertools.cycle([chunk_ms] if isinstance(chunk_ms, (int, float)) else chunk_ms)
+    out: list[bytes] = []
+    t = 0.0
+    i_pb = i_mic = 0
+    while i_mic < len(mic_arr):
+        t1 = t + next(durations) / 1000.0
+        j_pb, j_mic = round(t1 * playback_rate), round(t1 * rate)
+        if i_pb < len(pb) and (feed is None or feed(t, t1)):
+            canceller.feed_playback(pb[i_pb:j_pb].tobytes(), sample_rate=playback_rate)
+        out.append(canceller.process(mic_arr[i_mic:j_mic], sample_rate=rate))
+        t, i_pb, i_mic = t1, j_pb, j_mic
+    return to_float32(b"".join(out))
