@@ -486,3 +486,59 @@ def test_chat_mic_mode(tmp_path: Path, sim: Simulator, monkeypatch: pytest.Monke
     assert "you: Hello from the microphone" in text
     assert "assistant: You said: Hello from the microphone" in text
     assert "── turn 1 · completed" in text
+
+
+class _SilentSpeaker:
+    """A sounddevice.RawOutputStream stand-in that never asks for audio."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.callback = kw["callback"]
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("flag", [[], ["--no-aec"]])
+def test_chat_mic_play_cancels_echo_or_says_it_is_half_duplex(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch, flag: list[str]
+) -> None:
+    from dashscope_rt._cli_chat import ChatClient
+    from dashscope_rt._cli_common import Console
+    from dashscope_rt._cli_config import resolve
+    from dashscope_rt.audio import aec_available
+    from dashscope_rt.cli import build_parser
+
+    monkeypatch.setenv("DASHSCOPE_RT_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("DASHSCOPE_API_KEY", sim.api_key or "")
+    sim.script_transcripts(["Hello from the microphone"])
+    pcm = synthesize("Hello from the microphone", 16000) + silence(1500, 16000)
+    args = build_parser().parse_args(["chat", "--mic", "--play", "--url", sim.url, *flag])
+    out = io.StringIO()
+    client = ChatClient(
+        resolve(args),
+        "qwen3-omni-flash-realtime",
+        args,
+        Console(out),
+        mic_stream=lambda **kw: _FakeMic(pcm, **kw),
+        speaker_stream=_SilentSpeaker,
+    )
+    result: list[int] = []
+    try:
+        client.open()
+        cancelling = client.aec is not None
+        worker = threading.Thread(target=lambda: result.append(client.run_mic()))
+        worker.start()
+        sim.wait_for(lambda: client.turns >= 1 or None, 20)
+        client.stop.set()
+        worker.join(10)
+    finally:
+        client.close()
+    assert result == [0]
+    text = out.getvalue()
+    assert "you: Hello from the microphone" in text
+    if flag or not aec_available():
+        assert not cancelling and "half duplex: the mic is muted while the reply plays" in text
+    else:
+        assert cancelling and "echo cancellation on" in text
