@@ -1097,15 +1097,12 @@ class Engine:
             self._resolve_finish()
 
     def report_interruption(self, response_id: str | None, played_ms: float) -> None:
-        """Record a cut reply on the dispatcher, after the notices of the current event."""
-
-        def run() -> None:
-            with self.conv_cv:
-                notices = self.conv.mark_interrupted(response_id, played_ms)
-            for notice in notices:
-                self._notice(notice, time.monotonic())
-
-        self.call_soon(run)
+        """Record a cut reply now; its notices go to the handlers from the dispatcher."""
+        with self.conv_cv:
+            notices = self.conv.mark_interrupted(response_id, played_ms)
+        t = time.monotonic()
+        for notice in notices:
+            self.call_soon(functools.partial(self._notice, notice, t))
 
     # -- blocking helpers' plumbing ----------------------------------------------------------------
 

@@ -59,6 +59,7 @@ __all__ = [
 log = logging.getLogger("dashscope_rt.conversation")
 
 _FINISHED_IDS_KEPT = 256
+_RECENT_REPLIES_KEPT = 16
 
 
 # --- value objects ---------------------------------------------------------------------------
@@ -457,7 +458,7 @@ class Conversation:
         self.playback_tracked = False
         """True when a player reports what it cut (``mark_interrupted``) at each barge-in: a
         finished reply is then never marked interrupted on the clock's guess."""
-        self._last_reply_seq = 0
+        self._recent: dict[str | None, tuple[Reply, int]] = {}  # finished replies, by id
         self._playback_end = 0.0
         self._playback_id: str | None = None
         self.response_pending = False
@@ -658,8 +659,9 @@ class Conversation:
         """Record that playback of a reply was cut after ``played_ms`` milliseconds.
 
         ``response_id`` None means the response in progress, else the last finished reply. A
-        response in progress keeps the figure until it finishes; a finished reply is replaced
-        (``last_reply``, ``history``) and a :class:`ReplyInterrupted` notice is returned.
+        response in progress keeps the figure until it finishes; a finished reply (one of the
+        last 16) is replaced (``last_reply``, ``history``) and a :class:`ReplyInterrupted` notice
+        is returned.
         """
         t = self.clock() if now is None else now
         out: list[Notice] = []
@@ -677,13 +679,18 @@ class Conversation:
         return out
 
     def _interrupt_finished(self, response_id: str | None, played_ms: float) -> None:
-        reply = self.last_reply
-        if reply is None or (response_id is not None and reply.response_id != response_id):
+        last = self.last_reply
+        rid = last.response_id if response_id is None and last is not None else response_id
+        found = self._recent.get(rid)
+        if found is None:
             return
+        reply, seq = found
         heard = heard_prefix(reply.transcript or reply.text, played_ms, reply.duration * 1000.0)
         reply = attrs.evolve(reply, interrupted=True, played_ms=played_ms, heard_transcript=heard)
-        self.last_reply = reply
-        idx = self._history_index.get(("assistant", self._last_reply_seq))
+        self._recent[rid] = (reply, seq)
+        if last is not None and last.response_id == rid:
+            self.last_reply = reply
+        idx = self._history_index.get(("assistant", seq))
         if idx is not None:
             self.history[idx] = attrs.evolve(self.history[idx], interrupted=True, heard_text=heard)
         self._out.append(ReplyInterrupted(reply))
@@ -1087,7 +1094,10 @@ class Conversation:
                 interrupted=reply.interrupted,
                 heard_text=reply.heard_transcript,
             )
-        self._last_reply_seq = resp.seq
+        self._recent.pop(resp.id, None)
+        self._recent[resp.id] = (reply, resp.seq)
+        if len(self._recent) > _RECENT_REPLIES_KEPT:
+            del self._recent[next(iter(self._recent))]
         self._last_turn = resp.turn
         self.metrics.append(metrics)
         self.last_reply = reply

@@ -271,8 +271,9 @@ class Session:
 
         ``response_id`` None means the response in progress, else the last reply. Without this
         call (or :meth:`attach_player`) a barge-in is recorded with an estimate that assumes
-        playback in real time from arrival. Applied on the dispatcher thread, after the handlers
-        of the current event; a :class:`~dashscope_rt.ReplyInterrupted` notice follows.
+        playback in real time from arrival. ``last_reply`` and :attr:`history` change at once;
+        the :class:`~dashscope_rt.ReplyInterrupted` notice reaches the handlers after the events
+        already received.
         """
         if isinstance(played_ms, bool) or not isinstance(played_ms, (int, float)):
             raise InvalidInput(f"played_ms: expected milliseconds as a number, got {played_ms!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -56,18 +58,35 @@ def sim() -> Iterator[Simulator]:
         yield s
 
 
-def _collect(session: Session) -> tuple[list[Reply], list[ReplyInterrupted], threading.Event]:
-    replies: list[Reply] = []
-    cuts: list[ReplyInterrupted] = []
-    cut = threading.Event()
-    session.on_response_done(replies.append)
+@dataclasses.dataclass
+class Call:
+    session: Session
+    player: Player
+    speaker: Speaker
+    replies: list[Reply] = dataclasses.field(default_factory=list)
+    cuts: list[ReplyInterrupted] = dataclasses.field(default_factory=list)
+    cut: threading.Event = dataclasses.field(default_factory=threading.Event)
 
-    def on_cut(notice: ReplyInterrupted) -> None:
-        cuts.append(notice)
-        cut.set()
+    def on_cut(self, notice: ReplyInterrupted) -> None:
+        self.cuts.append(notice)
+        self.cut.set()
 
-    session.on(ReplyInterrupted, on_cut)
-    return replies, cuts, cut
+
+@contextlib.contextmanager
+def _asked(sim: Simulator, *, player: bool = True) -> Iterator[Call]:
+    """A session (with a Player on a fake device) that was just asked for a story."""
+    speaker = Speaker()
+    with (
+        Session(FLASH, url=sim.url, api_key=KEY, close_timeout=2.0) as s,
+        Player(24000, stream_factory=speaker) as p,
+    ):
+        if player:
+            s.attach_player(p)
+        call = Call(s, p, speaker)
+        s.on_response_done(call.replies.append)
+        s.on(ReplyInterrupted, call.on_cut)
+        s.append_audio(synthesize("tell me a story about the sea") + silence(1000))
+        yield call
 
 
 def _wait(predicate: Any, timeout: float = 10.0) -> bool:
@@ -81,22 +100,18 @@ def _wait(predicate: Any, timeout: float = 10.0) -> bool:
 
 @pytest.mark.timeout(30)
 def test_barge_in_records_what_the_player_played(sim: Simulator) -> None:
-    speaker = Speaker()
-    player = Player(24000, stream_factory=speaker)
-    with Session(FLASH, url=sim.url, api_key=KEY, close_timeout=2.0) as s, player:
-        s.attach_player(player)
-        replies, cuts, cut = _collect(s)
-        s.append_audio(synthesize("tell me a story about the sea") + silence(1000))
-        assert _wait(lambda: bool(replies))
-        reply = replies[0]
+    with _asked(sim) as call:
+        player, speaker, cuts = call.player, call.speaker, call.cuts
+        assert _wait(lambda: bool(call.replies))
+        reply = call.replies[0]
         assert not reply.interrupted and reply.played_ms is None
         assert _wait(lambda: player.written_ms >= reply.duration * 1000 - 1)
         assert speaker.stream is not None
         speaker.stream.play(1000)
         speaker.stream.play(250)  # 1.25 s handed to the device, the rest is queued
-        s.append_audio(synthesize("stop, wait a moment") + silence(1000))
-        assert cut.wait(10)
-        history = s.history
+        call.session.append_audio(synthesize("stop, wait a moment") + silence(1000))
+        assert call.cut.wait(10)
+        history = call.session.history
     notice = cuts[0]
     heard = notice.reply
     assert heard.response_id == reply.response_id and heard.interrupted
@@ -112,20 +127,18 @@ def test_barge_in_records_what_the_player_played(sim: Simulator) -> None:
 
 @pytest.mark.timeout(30)
 def test_a_reply_still_streaming_is_cut_and_its_late_audio_is_not_played() -> None:
-    with Simulator(api_key=KEY, realtime=1.0, responder=scripted([ANSWER])) as sim:
-        speaker = Speaker()
-        player = Player(24000, stream_factory=speaker)
-        with Session(FLASH, url=sim.url, api_key=KEY, close_timeout=2.0) as s, player:
-            s.attach_player(player)
-            replies, cuts, cut = _collect(s)
-            s.append_audio(synthesize("tell me a story about the sea") + silence(1000))
-            assert _wait(lambda: player.written_ms >= 600)
-            assert speaker.stream is not None
-            speaker.stream.play(400)
-            s.append_audio(synthesize("stop, wait a moment"))
-            assert cut.wait(15)
-            written_at_cut = player.written_ms
-            assert _wait(lambda: len(replies) >= 1)
+    with (
+        Simulator(api_key=KEY, realtime=1.0, responder=scripted([ANSWER])) as sim,
+        _asked(sim) as call,
+    ):
+        player, speaker, replies, cuts = call.player, call.speaker, call.replies, call.cuts
+        assert _wait(lambda: player.written_ms >= 600)
+        assert speaker.stream is not None
+        speaker.stream.play(400)
+        call.session.append_audio(synthesize("stop, wait a moment"))
+        assert call.cut.wait(15)
+        written_at_cut = player.written_ms
+        assert _wait(lambda: len(replies) >= 1)
     reply = replies[0]
     assert reply.interrupted and reply.status != "completed"
     assert reply.played_ms == pytest.approx(400.0)
@@ -136,21 +149,30 @@ def test_a_reply_still_streaming_is_cut_and_its_late_audio_is_not_played() -> No
 
 @pytest.mark.timeout(30)
 def test_app_that_plays_audio_itself_reports_the_cut(sim: Simulator) -> None:
-    with Session(FLASH, url=sim.url, api_key=KEY, close_timeout=2.0) as s:
-        replies, cuts, _ = _collect(s)
-        s.on_speech_started(lambda e: s.report_interruption(700.0) if replies else None)
-        s.append_audio(synthesize("tell me a story about the sea") + silence(1000))
+    with _asked(sim, player=False) as call:
+        s, replies, cuts = call.session, call.replies, call.cuts
+        reported: list[str | None] = []
+
+        def stopped_playing(event: Any) -> None:
+            if replies and not reported:
+                reported.append(replies[0].response_id)
+                s.report_interruption(700.0, replies[0].response_id)
+
+        s.on_speech_started(stopped_playing)
         assert _wait(lambda: bool(replies))
         s.append_audio(synthesize("stop, wait a moment") + silence(1000))
         assert _wait(lambda: any(c.reply.played_ms == 700.0 for c in cuts))
-        last = s.last_reply
+        history = s.history
         with pytest.raises(InvalidInput, match="played_ms"):
             s.report_interruption("700")  # type: ignore[arg-type]
-    assert last is not None and last.interrupted and last.played_ms == 700.0
-    # First the clock's estimate (the reply arrived in no time, so "all played"), then the figure.
-    assert cuts[-1].reply.heard_transcript == heard_prefix(
-        replies[0].transcript, 700.0, replies[0].duration * 1000
+    first = replies[0]
+    (reported_cut,) = [c.reply for c in cuts if c.reply.played_ms == 700.0]
+    assert reported_cut.response_id == first.response_id and reported_cut.interrupted
+    assert reported_cut.heard_transcript == heard_prefix(
+        first.transcript, 700.0, first.duration * 1000
     )
+    line = next(h for h in history if h.role == "assistant" and h.text == first.transcript)
+    assert line.interrupted and line.heard_text == reported_cut.heard_transcript
 
 
 # -- the estimates -----------------------------------------------------------------------------
