@@ -4,7 +4,8 @@ Every field starts as :data:`UNSET` and unset fields are never sent, so the serv
 default. ``None`` is a real value where the protocol has one: ``turn_detection=None`` is manual
 mode and ``smooth_output=None`` is "auto", both sent as JSON ``null``. Ranges are checked when a
 config is built (:class:`~dashscope_rt.errors.InvalidInput`); what a model cannot do is checked by
-:meth:`SessionConfig.to_wire` (:class:`~dashscope_rt.errors.UnsupportedByModel`). protocol.md §5.
+:meth:`SessionConfig.to_wire` (:class:`~dashscope_rt.errors.UnsupportedByModel`).
+See docs/protocol.md §5.
 
 Model rules in ``to_wire``: a setting that *asks* for something the model lacks is refused
 (tools, ``enable_search=True``, semantic VAD, ``idle_timeout_ms``, ``wav`` or a non-default sample
@@ -351,7 +352,7 @@ _VadT = TypeVar("_VadT", bound="_BaseVAD")
 
 @attrs.frozen(kw_only=True, repr=False)
 class _BaseVAD:
-    """Fields common to both VAD types (protocol.md §5.1)."""
+    """Fields common to both VAD types (docs/protocol.md §5.1)."""
 
     TYPE: ClassVar[str] = ""
 

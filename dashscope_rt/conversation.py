@@ -8,7 +8,7 @@ calls are ready, the user barged in, ...). It does no I/O, uses no threads and n
 odd input; the caller serialises access (the session holds a lock).
 
 After ``response.cancel`` (or a barge-in) some models never send ``response.done``
-(protocol.md §3.7). Such a response is finished here with status ``"cancelled"`` once
+(docs/protocol.md §3.7, §4.25). Such a response is finished here with status ``"cancelled"`` once
 ``response.audio.done``/``response.output_item.done`` arrived and ``cancel_grace`` passed, or
 ``cancel_timeout`` after its last event. Call :meth:`Conversation.poll` now and then (at
 :meth:`Conversation.next_deadline`) so that waiters never hang.
@@ -16,26 +16,18 @@ After ``response.cancel`` (or a barge-in) some models never send ``response.done
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import logging
 import time
-import wave
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from . import events as ev
 from ._heard import heard_prefix, played_by_clock_ms
 from .models import ModelInfo
-from .tools import parse_arguments
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
+from .reply import HistoryEntry, Reply, ToolCall, TurnMetrics
 
 __all__ = [
     "AssistantTranscript",
@@ -43,16 +35,12 @@ __all__ = [
     "ConfigApplied",
     "Conversation",
     "CreateFailed",
-    "HistoryEntry",
     "Notice",
-    "Reply",
     "ReplyInterrupted",
     "ResponseFinished",
     "ResponseStarted",
     "SessionReady",
-    "ToolCall",
     "ToolCallsReady",
-    "TurnMetrics",
     "UserTranscript",
 ]
 
@@ -60,178 +48,6 @@ log = logging.getLogger("dashscope_rt.conversation")
 
 _FINISHED_IDS_KEPT = 256
 _RECENT_REPLIES_KEPT = 16
-
-
-# --- value objects ---------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class ToolCall:
-    """One function call requested by the model (``arguments`` is the raw JSON text)."""
-
-    call_id: str
-    name: str
-    arguments: str = ""
-    response_id: str | None = None
-    item_id: str | None = None
-
-    def parsed_arguments(self) -> dict[str, Any]:
-        """``arguments`` as a dict (leading space tolerated, ``{}`` when empty).
-
-        Raises :class:`~dashscope_rt.errors.InvalidInput` (a ``ToolArgumentsError``) naming the
-        tool and the raw text when it is not a JSON object.
-        """
-        return parse_arguments(self.arguments, tool=self.name)
-
-
-def _ms(start: float | None, end: float | None) -> float | None:
-    if start is None or end is None or end < start:
-        return None  # not measured, or events arrived out of order
-    return (end - start) * 1000.0
-
-
-@attrs.frozen(kw_only=True)
-class TurnMetrics:
-    """Timestamps of one response on the conversation's monotonic clock, and derived latencies.
-
-    A timestamp is None when its event did not happen (no ``speech_stopped`` in manual mode, no
-    audio in a text-only reply, ...); the derived values are then None too.
-    """
-
-    response_id: str | None = None
-    status: str | None = None
-    speech_stopped_at: float | None = None
-    committed_at: float | None = None
-    response_created_at: float | None = None
-    first_text_at: float | None = None
-    first_audio_at: float | None = None
-    done_at: float | None = None
-    audio_bytes: int = 0
-    sample_rate: int = 24000
-    usage: ev.Usage | None = None
-
-    @property
-    def speech_end_to_first_audio_ms(self) -> float | None:
-        """User stopped speaking (VAD) -> first audio of the answer: the latency users feel."""
-        return _ms(self.speech_stopped_at, self.first_audio_at)
-
-    @property
-    def committed_to_first_audio_ms(self) -> float | None:
-        """Input committed -> first audio (the manual-mode counterpart of the above)."""
-        return _ms(self.committed_at, self.first_audio_at)
-
-    @property
-    def created_to_first_text_ms(self) -> float | None:
-        """``response.created`` -> first text or transcript delta."""
-        return _ms(self.response_created_at, self.first_text_at)
-
-    @property
-    def created_to_first_audio_ms(self) -> float | None:
-        """``response.created`` -> first audio delta."""
-        return _ms(self.response_created_at, self.first_audio_at)
-
-    @property
-    def total_ms(self) -> float | None:
-        """``response.created`` -> end of the response."""
-        return _ms(self.response_created_at, self.done_at)
-
-    @property
-    def audio_out_ms(self) -> float:
-        """Duration of the audio received for this response."""
-        if self.sample_rate <= 0:
-            return 0.0
-        return (self.audio_bytes // 2) * 1000.0 / self.sample_rate
-
-
-@attrs.frozen(kw_only=True, repr=False)
-class Reply:
-    """A finished response: text, transcript, PCM16LE mono audio, usage, tool calls, metrics."""
-
-    response_id: str | None
-    status: str
-    text: str = ""
-    transcript: str = ""
-    audio: bytes = b""
-    sample_rate: int = 24000
-    usage: ev.Usage | None = None
-    metrics: TurnMetrics = attrs.field(factory=TurnMetrics)
-    tool_calls: tuple[ToolCall, ...] = ()
-    user_transcript: str | None = None
-    response: ev.Response | None = None
-    """The ``response.done`` payload (None when the response ended without one)."""
-    interrupted: bool = False
-    """The user barged in while this reply was playing: only part of it was heard."""
-    played_ms: float | None = None
-    """For an interrupted reply, the milliseconds of its audio that were played: what the
-    :class:`~dashscope_rt.audio.Player` (or the app, through ``Session.report_interruption``)
-    handed to the speaker, else an estimate that assumes playback in real time from arrival."""
-    heard_transcript: str | None = None
-    """For an interrupted reply, an estimate of the part of the transcript that was heard (the
-    share of the text that ``played_ms`` is of the audio, cut back to a word boundary)."""
-
-    @property
-    def duration(self) -> float:
-        """Audio duration in seconds."""
-        return (len(self.audio) // 2) / self.sample_rate if self.sample_rate > 0 else 0.0
-
-    @property
-    def samples(self) -> npt.NDArray[np.int16]:
-        """The audio as a read-only numpy int16 array (a view, no copy)."""
-        import numpy as np
-
-        usable = len(self.audio) - len(self.audio) % 2
-        return np.frombuffer(self.audio, dtype="<i2", count=usable // 2)
-
-    def to_wav(self) -> bytes:
-        """The audio as a complete WAV file (mono, 16-bit)."""
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(self.sample_rate)
-            w.writeframes(self.audio[: len(self.audio) - len(self.audio) % 2])
-        return buf.getvalue()
-
-    def _repr_html_(self) -> str:
-        parts = ["<div>"]
-        if self.audio:
-            data = base64.b64encode(self.to_wav()).decode("ascii")
-            parts.append(f'<audio controls src="data:audio/wav;base64,{data}"></audio>')
-        if self.text:
-            parts.append(f"<p>{html.escape(self.text)}</p>")
-        for call in self.tool_calls:
-            parts.append(
-                f"<p><code>{html.escape(call.name)}({html.escape(call.arguments.strip())})</code></p>"
-            )
-        parts.append(
-            f"<small>{html.escape(self.status)}"
-            + (f", {self.duration:.1f} s audio" if self.audio else "")
-            + "</small></div>"
-        )
-        return "".join(parts)
-
-    def __repr__(self) -> str:
-        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        extra = f", tool_calls={len(self.tool_calls)}" if self.tool_calls else ""
-        if self.interrupted:
-            extra += f", interrupted at {self.played_ms or 0.0:.0f} ms"
-        return (
-            f"Reply(response_id={self.response_id!r}, status={self.status!r}, text={text!r},"
-            f" audio={self.duration:.2f}s@{self.sample_rate}Hz{extra})"
-        )
-
-
-@attrs.frozen(kw_only=True)
-class HistoryEntry:
-    """One line of the conversation transcript."""
-
-    role: str  # "user" | "assistant"
-    item_id: str | None
-    text: str
-    final: bool
-    interrupted: bool = False
-    """An assistant line whose audio the user cut short; ``heard_text`` estimates what was heard."""
-    heard_text: str | None = None
 
 
 # --- notices ---------------------------------------------------------------------------------
@@ -396,9 +212,9 @@ class _Response:
         self.first_audio_at: float | None = None
         self.calls: dict[str, _Call] = {}
         self.cancel_at: float | None = None
-        self.ended_hint_at: float | None = None
         self.interrupted_at: float | None = None
         self.played_ms: float | None = None  # reported by the player or the app
+        self.ended_hint_at: float | None = None
 
     def call(self, call_id: str | None, item_id: str | None) -> _Call:
         key = call_id or item_id or f"#{len(self.calls)}"
@@ -465,6 +281,7 @@ class Conversation:
         self._pending_create_id: str | None = None
         self._pending_since: float | None = None
         self._cancel_event_id: str | None = None
+        self._cancel_sent_at: float | None = None
         self._cancel_next: float | None = None
         self._open: dict[str | None, _Response] = {}
         self._finished: deque[str | None] = deque(maxlen=_FINISHED_IDS_KEPT)
@@ -600,6 +417,7 @@ class Conversation:
             self._pending_since = t
         elif kind == "response.cancel":
             self._cancel_event_id = eid
+            self._cancel_sent_at = t
             for resp in self._open.values():
                 if resp.cancel_at is None:
                     resp.cancel_at = t
@@ -695,6 +513,13 @@ class Conversation:
             self.history[idx] = attrs.evolve(self.history[idx], interrupted=True, heard_text=heard)
         self._out.append(ReplyInterrupted(reply))
 
+    def _played_by_clock(self, rid: str | None, nbytes: int, rate: int, t: float) -> float:
+        """Milliseconds of a reply played by ``t`` if played in real time from its arrival."""
+        audio_ms = (nbytes // 2) * 1000.0 / rate if rate > 0 else 0.0
+        if rid != self._playback_id:
+            return 0.0 if nbytes == 0 else audio_ms
+        return played_by_clock_ms(audio_ms, self._playback_end, t)
+
     def _on_speech_started(self, e: ev.InputAudioBufferSpeechStarted, t: float) -> None:
         if self.interrupts_on_speech:
             if self._open:
@@ -725,13 +550,6 @@ class Conversation:
         if self._turn.speech_stopped_at is not None or self._turn.committed_at is not None:
             self._turn = _Turn()  # a new utterance after the previous one ended
         self._turn.item_id = e.item_id or self._turn.item_id
-
-    def _played_by_clock(self, rid: str | None, nbytes: int, rate: int, t: float) -> float:
-        """Milliseconds of a reply played by ``t`` if played in real time from its arrival."""
-        audio_ms = (nbytes // 2) * 1000.0 / rate if rate > 0 else 0.0
-        if rid != self._playback_id:
-            return 0.0 if nbytes == 0 else audio_ms
-        return played_by_clock_ms(audio_ms, self._playback_end, t)
 
     def _on_speech_stopped(self, e: ev.InputAudioBufferSpeechStopped, t: float) -> None:
         self._turn.speech_stopped_at = t
@@ -983,29 +801,39 @@ class Conversation:
         self._finish(resp, t, r.status or "completed", r)
 
     def _on_error(self, e: ev.ErrorEvent, t: float) -> None:
+        # The protocol does not say which request an error refuses, except through the optional
+        # error.event_id. Without one, the error is taken as the refusal of the oldest request
+        # still waiting for its answer (the server answers client events in order): a pending
+        # response.create, or a response.cancel whose response has not ended.
         err = e.error
-        message = err.message or ""
-        lowered = message.lower()
-        code = err.code or ""
-        if self.response_pending and (
-            (err.event_id is not None and err.event_id == self._pending_create_id)
-            or (
-                err.event_id is None
-                and ("active response" in lowered or code.endswith("active_response"))
-                and "none active" not in lowered
-            )
-        ):
-            eid = self._pending_create_id
+        eid = err.event_id
+        create = self._pending_since if self.response_pending else None
+        cancel = self._cancel_sent_at if self._cancel_outstanding() else None
+        if eid is not None:
+            refuses_create = eid == self._pending_create_id and create is not None
+            refuses_cancel = eid == self._cancel_event_id and cancel is not None
+        else:
+            refuses_create = create is not None and (cancel is None or create < cancel)
+            refuses_cancel = cancel is not None and not refuses_create
+        if refuses_create:
+            pending_id = self._pending_create_id
             self._clear_pending()
-            self._out.append(CreateFailed(eid, message))
-        if (err.event_id is not None and err.event_id == self._cancel_event_id) or (
-            "none active response" in lowered or code == "response_cancel_not_active"
-        ):
+            self._out.append(CreateFailed(pending_id, err.message or ""))
+        if refuses_cancel:
             # The cancel found nothing to cancel: whatever we think is running has ended.
             self._cancel_next = None
+            self._cancel_sent_at = None
             for resp in list(self._open.values()):
                 if resp.cancel_at is not None:
                     self._finish(resp, t, "cancelled")
+
+    def _cancel_outstanding(self) -> bool:
+        """A response.cancel was sent and what it cancels has not ended yet."""
+        if self._cancel_sent_at is None:
+            return False
+        return self._cancel_next is not None or any(
+            r.cancel_at is not None for r in self._open.values()
+        )
 
     # --- ending responses ---
 

@@ -1,7 +1,8 @@
 """What each Qwen-Omni-Realtime model supports: audio rates, voices, tools, parameters.
 
-The table follows protocol.md §5, §6, §8 and §10. New models appear often, so an unknown name
-still works: its capabilities are inferred from the name's family prefix and a warning is logged.
+The table follows docs/protocol.md ("Models"); a value no source settles is marked "assumed".
+New models appear often, so an unknown name still works: its capabilities are inferred from the
+name's family prefix and a warning is logged.
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ FLASH_VOICES_2025_12_01 = (
 )  # fmt: skip
 
 
+# qwen3.8-omni-flash-realtime: its full voice list is not reproduced here. A captured session
+# (ouxxyy/ai-interviewer, 2026-09) tried names one by one: these produced audio ...
+_QWEN38_VOICES_SEEN_WORKING = (
+    # Documented for 3.8 (the voice list, read second-hand; not in that capture):
+    "Tina", "Maia", "Andre", "Theo Calm", "Liora Mira",
+    # Seen working in the capture:
+    "Serena", "Dylan", "Sunny", "Jennifer", "Ryan", "Katerina", "Marcus", "Peter", "Rocky",
+    "Kiki", "Mia", "Chloe", "Eric", "Li", "Aiden",
+)  # fmt: skip
+# ... and these were refused at the first response, Chelsie (the server's own default) included.
+_QWEN38_REFUSED_VOICES = (
+    "Chelsie", "Cherry", "Ethan", "Jada", "Elias", "Roy", "Sophie", "Luna", "Ava", "Bella",
+    "Grace", "Emily", "Nofish", "Neil",
+)  # fmt: skip
+
+
 def _frozen_mapping(value: Mapping[str, Number]) -> Mapping[str, Number]:
     return types.MappingProxyType(dict(value))
 
@@ -62,12 +79,18 @@ class ModelInfo:
     """Accepted voices; None when the list is not known here (no local check)."""
     rejected_voices: tuple[str, ...] = ()
     """Voices observed to be refused, for models whose full list is not known."""
+    known_voices: tuple[str, ...] = ()
+    """Voices seen to work or documented, for models whose full list is not known."""
     default_voice: str = "Cherry"
+    requires_voice: bool = False
+    """The server's own default voice is refused: always send one (``default_voice`` if unset)."""
     tools: bool = False
     video: bool = True
     text_input: bool = False
     session_finish: bool | None = None
     """True: accepted; False: refused as invalid; None: unconfirmed (try it, accept both)."""
+    session_finished_ack: bool | None = None
+    """Whether ``session.finished`` answers ``session.finish`` (None: unconfirmed)."""
     sampling_params: bool = True
     semantic_vad: bool = False
     idle_timeout: bool = False
@@ -82,6 +105,10 @@ class ModelInfo:
     max_output_tokens: int | None = None
     max_context_turns: int | None = None
     transcription_model: str = "qwen3-asr-flash-realtime"
+    workspace_endpoint: bool = False
+    """Documented to need the workspace host ``wss://{WorkspaceId}.{region}.maas.aliyuncs.com``."""
+    regions: tuple[str, ...] = ()
+    """Regions of the workspace host that serve the model (empty: not needed or not known)."""
     sampling_defaults: Mapping[str, Number] = attrs.field(factory=dict, converter=_frozen_mapping)
     known: bool = True
 
@@ -113,7 +140,7 @@ _TURBO = ModelInfo(
 _FLASH = ModelInfo(
     name="qwen3-omni-flash-realtime",
     family="qwen3-omni-flash",
-    # Which list the alias accepts is unconfirmed (protocol.md §6): the 17-voice list is safe.
+    # Which list the alias accepts is unconfirmed (docs/protocol.md §6): the 17-voice list is safe.
     voices=FLASH_VOICES_2025_09_15,
     default_voice="Cherry",
     smooth_output=True,
@@ -132,12 +159,12 @@ _QWEN35 = ModelInfo(
     family="qwen3.5-omni-plus",
     input_rates=(8000, 16000, 24000, 48000),
     output_rates=(8000, 16000, 24000, 48000),
-    voices=None,  # 55 voices; the list is not reproduced in protocol.md
-    rejected_voices=("Cherry",),
+    voices=None,  # 55 voices; the list is not reproduced in docs/protocol.md
+    rejected_voices=("Cherry", "Chelsie"),  # both seen refused (third-party reports)
     default_voice="Tina",
-    tools=True,
-    text_input=True,
-    session_finish=False,  # answered "invalid event type" on qwen3.5-omni-flash (protocol.md §2.3)
+    tools=True,  # parallel calls seen in captured qwen3.5-flash traffic
+    text_input=True,  # input_text items answered in captured qwen3.5-flash traffic
+    session_finish=False,  # answered "invalid event type" on qwen3.5-omni-flash (2026-06 report)
     semantic_vad=True,
     idle_timeout=True,
     search=True,
@@ -149,6 +176,37 @@ _QWEN35 = ModelInfo(
         "temperature": 0.7, "top_p": 0.8, "top_k": 20,
         "repetition_penalty": 1.0, "presence_penalty": 1.5,
     },
+)  # fmt: skip
+
+
+_QWEN38 = ModelInfo(
+    name="qwen3.8-omni-flash-realtime",
+    family="qwen3.8-omni-flash",
+    # 16 kHz in, 24 kHz out: session.created says pcm16/pcm24 and the 24 kHz output was measured.
+    # Other rates (the official SDK's nested audio.*.format) are not shown working: assumed not.
+    voices=None,  # the documented list was not read directly (docs/protocol.md §6)
+    rejected_voices=_QWEN38_REFUSED_VOICES,
+    known_voices=_QWEN38_VOICES_SEEN_WORKING,
+    default_voice="Tina",  # documented default and example; the server's own Chelsie is refused
+    requires_voice=True,
+    tools=True,  # the 3.8 access guide points to function calling and MCP flows
+    video=True,  # assumed: image frames as on every Omni realtime model
+    text_input=True,  # input_text items answered in captured traffic
+    session_finish=True,  # the official SDK sends it for 3.8 ...
+    session_finished_ack=False,  # ... and documents that no session.finished follows
+    sampling_params=True,  # assumed
+    semantic_vad=False,  # assumed: documented for qwen3.5 only
+    idle_timeout=False,  # server-events reference: idle_timeout_ms on qwen3.5 only
+    smooth_output=False,  # documented for qwen3-omni-flash only
+    search=True,  # server-events reference: enable_search on 3.8 and 3.5
+    audio_format_object=False,  # assumed: flat pcm16/pcm24 strings were accepted and echoed
+    input_audio_tokens_per_s=7.0,  # assumed: as qwen3.5 (same audio front end per the model page)
+    output_audio_tokens_per_s=12.5,  # assumed
+    image_px_per_token=32,  # assumed
+    transcription_model="qwen3-asr-flash-realtime",  # accepted in traffic; created says gummy
+    workspace_endpoint=True,  # the newest guide: "must use the workspace-specific domain"
+    regions=("cn-beijing", "ap-southeast-1"),
+    sampling_defaults={},  # not published
 )  # fmt: skip
 
 
@@ -174,6 +232,7 @@ def _build_table() -> dict[str, ModelInfo]:
         max_context_turns=80,
     )
     table.update(_snapshots(flash35, "2026-03-15"))
+    table.update(_snapshots(_QWEN38))
     return table
 
 
@@ -181,6 +240,7 @@ MODELS: Mapping[str, ModelInfo] = types.MappingProxyType(_build_table())
 """Every known model and snapshot, by name."""
 
 _FAMILY_PREFIXES = (
+    ("qwen3.8-omni", "qwen3.8-omni-flash-realtime"),
     ("qwen3.5-omni-plus", "qwen3.5-omni-plus-realtime"),
     ("qwen3.5-omni-flash", "qwen3.5-omni-flash-realtime"),
     ("qwen3.5-omni", "qwen3.5-omni-plus-realtime"),

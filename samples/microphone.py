@@ -21,7 +21,7 @@ import os
 import threading
 from typing import Any
 
-from dashscope_rt import Reply, ReplyInterrupted, ServerVAD, Session, SessionConfig
+from dashscope_rt import Reply, ServerVAD, Session, SessionConfig
 from dashscope_rt.audio import (
     AEC_EXTRA_HINT,
     EchoCanceller,
@@ -30,6 +30,7 @@ from dashscope_rt.audio import (
     StreamFactory,
     aec_available,
 )
+from dashscope_rt.conversation import ReplyInterrupted
 
 MODEL = "qwen3-omni-flash-realtime"
 

@@ -48,7 +48,7 @@ WEATHER_TOOL: dict[str, Any] = {
     },
 }
 
-# protocol.md §4.2 (session.created) and §4.3 (session.updated), verbatim.
+# The documented examples of session.created and session.updated (docs/protocol.md §4.2, §4.3).
 SESSION_CREATED: dict[str, Any] = {
     "object": "realtime.session",
     "model": "qwen3-omni-flash-realtime",
@@ -103,7 +103,7 @@ SESSION_UPDATED: dict[str, Any] = {
 }
 
 
-# --- documented ranges (protocol.md §5.1) --------------------------------------------------
+# --- documented ranges (docs/protocol.md §5.1) --------------------------------------------------
 
 
 @attrs.frozen

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashscope_rt import ReplyInterrupted, Session
+from dashscope_rt import Reply, Session
 from dashscope_rt._heard import heard_prefix, played_by_clock_ms
 from dashscope_rt.audio import Player
-from dashscope_rt.conversation import Reply
+from dashscope_rt.conversation import ReplyInterrupted
 from dashscope_rt.errors import InvalidInput
 from dashscope_rt.testing import Simulator, scripted, silence, synthesize
 

@@ -20,6 +20,7 @@ from dashscope_rt.models import MODELS, ModelInfo, get_model
         ("qwen3-omni-flash-realtime-2025-12-01", "Cherry", False, True, 16000, 12.5),
         ("qwen3.5-omni-plus-realtime", "Tina", True, True, 16000, 7.0),
         ("qwen3.5-omni-flash-realtime", "Tina", True, True, 16000, 7.0),
+        ("qwen3.8-omni-flash-realtime", "Tina", True, True, 16000, 7.0),
     ],
 )
 def test_documented_capabilities(
@@ -62,14 +63,41 @@ def test_qwen35_voice_check_without_list() -> None:
     assert not info.accepts_voice("")
 
 
-def test_only_qwen35_has_the_newer_features() -> None:
+def test_only_the_newer_families_have_the_newer_features() -> None:
     for info in MODELS.values():
         is35 = info.family.startswith("qwen3.5")
-        assert info.tools is is35
+        newer = is35 or info.family.startswith("qwen3.8")
+        assert info.tools is newer
+        assert info.text_input is newer
+        assert info.search is (newer and info.family != "qwen3.5-omni-flash")
         assert info.semantic_vad is is35
         assert info.audio_format_object is is35
-        assert info.text_input is is35
         assert info.smooth_output is (info.family == "qwen3-omni-flash")
+
+
+def test_qwen38_needs_a_voice_and_a_workspace_host() -> None:
+    info = get_model("qwen3.8-omni-flash-realtime")
+    assert info.requires_voice and info.default_voice == "Tina"
+    # The server's own default is refused at the first response (captured traffic).
+    assert not info.accepts_voice("Chelsie") and not info.accepts_voice("Cherry")
+    assert info.voices is None and "Serena" in info.known_voices
+    assert all(info.accepts_voice(v) for v in info.known_voices)
+    assert not set(info.known_voices) & set(info.rejected_voices)
+    assert info.workspace_endpoint and info.regions == ("cn-beijing", "ap-southeast-1")
+    assert (info.input_rate, info.output_rate) == (16000, 24000)
+    assert info.session_finish is True and info.session_finished_ack is False
+    assert info.transcription_model == "qwen3-asr-flash-realtime"
+    others = [m for m in MODELS.values() if m.family != "qwen3.8-omni-flash"]
+    assert not any(m.requires_voice or m.workspace_endpoint or m.known_voices for m in others)
+
+
+def test_unknown_qwen38_snapshot_inherits_the_workspace_rule(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="dashscope_rt"):
+        info = get_model("qwen3.8-omni-flash-realtime-2026-12-01")
+    assert not info.known and info.family == "qwen3.8-omni-flash"
+    assert info.workspace_endpoint and info.requires_voice
 
 
 def test_unknown_snapshot_inherits_its_family(caplog: pytest.LogCaptureFixture) -> None:

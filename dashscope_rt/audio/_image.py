@@ -1,6 +1,6 @@
 """Camera frames for ``input_image_buffer.append``: JPEG checks, encoding and a frame-rate limit.
 
-Documented limits (protocol.md §7): JPEG only; at most 256 KB after Base64 in the strictest
+Documented limits (docs/protocol.md §7): JPEG only; at most 256 KB after Base64 in the strictest
 document (500 KB before Base64 in others), 1080p at most (480p/720p recommended), 1-2 frames/s.
 """
 
