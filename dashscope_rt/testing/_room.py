@@ -19,7 +19,6 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-from ..audio import to_float32
 from ._speech import silence, synthesize
 
 __all__ = [
@@ -32,6 +31,15 @@ __all__ = [
 ]
 
 F32 = npt.NDArray[np.float32]
+
+
+def to_float32(pcm: Any) -> F32:
+    """PCM16LE bytes or an int16/float array as float32 in [-1, 1)."""
+    a = pcm if isinstance(pcm, np.ndarray) else np.frombuffer(bytes(pcm), dtype="<i2")
+    out: F32 = a.astype(np.float32)
+    if a.dtype.kind == "i":
+        out /= np.float32(32768.0)
+    return out
 
 
 def power_db(x: npt.NDArray[Any]) -> float:
@@ -95,7 +103,7 @@ class EchoRoom:
 
     def echo(self, playback: Any, playback_rate: int = 24000) -> F32:
         """The echo of ``playback`` (PCM16LE bytes or an array) as the microphone hears it."""
-        x = to_float32(playback if isinstance(playback, np.ndarray) else bytes(playback))
+        x = to_float32(playback)
         if playback_rate != self.mic_rate:
             x = soxr.resample(x, playback_rate, self.mic_rate, quality="VHQ")
         h = self.impulse_response()
@@ -116,7 +124,7 @@ class EchoRoom:
         echo = self.echo(playback, playback_rate)
         near_f = np.zeros(0, dtype=np.float32)
         if near is not None:
-            near_f = to_float32(near if isinstance(near, np.ndarray) else bytes(near))
+            near_f = to_float32(near)
             if near_rate and near_rate != self.mic_rate:
                 near_f = soxr.resample(near_f, near_rate, self.mic_rate, quality="VHQ")
         n = max(len(echo), len(near_f))
