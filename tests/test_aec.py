@@ -22,7 +22,7 @@ from dashscope_rt.audio import (
     to_float32,
 )
 from dashscope_rt.audio._sinc import SincResampler
-from dashscope_rt.errors import InvalidInput
+from dashscope_rt.errors import InvalidInput, MissingExtra
 from dashscope_rt.testing import (
     EchoRoom,
     EnergyVAD,
@@ -136,8 +136,9 @@ def test_without_the_extra_it_says_how_to_install(monkeypatch: pytest.MonkeyPatc
         return real(name, *args)
 
     monkeypatch.setattr(importlib, "import_module", no_webrtc)
-    with pytest.raises(ImportError, match=r"pip install 'dashscope-rt\[aec\]'"):
+    with pytest.raises(MissingExtra, match=r"pip install 'dashscope-rt\[aec\]'") as info:
         EchoCanceller()
+    assert info.value.extra == "aec"
     assert not aec_available()
 
 

@@ -104,7 +104,8 @@ class EchoCanceller:
         waits up to twice this for its reference; audio fed after a longer pause in feeding is
         placed at the microphone's current position instead of right after the previous audio.
 
-    Raises ImportError with the pip command when the ``aec`` extra is not installed.
+    Raises :class:`~dashscope_rt.errors.MissingExtra` (an ImportError) with the pip command when
+    the ``aec`` extra is not installed.
     """
 
     def __init__(
