@@ -157,6 +157,8 @@ class Reply:
     heard_transcript: str | None = None
     """For an interrupted reply, an estimate of the part of the transcript that was heard (the
     share of the text that ``played_ms`` is of the audio, cut back to a word boundary)."""
+    cost: float | None = None
+    """What this response cost, from the session's ``prices`` (None without a price table)."""
 
     @property
     def duration(self) -> float:
