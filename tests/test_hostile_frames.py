@@ -59,6 +59,22 @@ def _transport(script: Callable[[Hostile, socket.socket], None]) -> tuple[Hostil
     return server, tr
 
 
+def _failure(
+    script: Callable[[Hostile, socket.socket], None], *before: tuple[int, bytes]
+) -> tuple[Hostile, ConnectionClosed]:
+    """Receive ``before`` (what must still be delivered), then the ConnectionClosed raised."""
+    server, tr = _transport(script)
+    with server:
+        try:
+            for expected in before:
+                assert tr.recv() == expected
+            with pytest.raises(ConnectionClosed) as info:
+                tr.recv()
+        finally:
+            tr.release()
+    return server, info.value
+
+
 # -- frame size -------------------------------------------------------------------------------
 
 
@@ -69,16 +85,8 @@ def test_a_frame_declaring_a_terabyte_is_refused_before_its_payload() -> None:
         conn.sendall(frame(0x1, b"x" * 10, length=1 << 40))  # declares 1 TB, sends 10 bytes
         server.read_frame(conn)  # the client's close
 
-    server, tr = _transport(script)
-    with server:
-        try:
-            assert tr.recv() == (0x1, b'{"type":"ok"}')  # what came before is delivered
-            with pytest.raises(FrameTooLarge) as info:
-                tr.recv()
-        finally:
-            tr.release()
-    err = info.value
-    assert isinstance(err, ConnectionClosed) and err.code == 1009 and not err.by_server
+    server, err = _failure(script, (0x1, b'{"type":"ok"}'))  # what came before is delivered
+    assert isinstance(err, FrameTooLarge) and err.code == 1009 and not err.by_server
     assert (err.size, err.limit) == (1 << 40, 1024) and "max_frame_bytes=1024" in str(err)
     assert server.received[0][0] == 0x8
     assert struct.unpack("!H", server.received[0][1][:2])[0] == 1009
@@ -91,14 +99,8 @@ def test_a_fragmented_message_over_the_limit_is_refused() -> None:
             conn.sendall(frame(0x1 if _ == 0 else 0x0, b"y" * 300, fin=False))
         server.read_frame(conn)
 
-    server, tr = _transport(script)
-    with server:
-        try:
-            with pytest.raises(FrameTooLarge) as info:
-                tr.recv()
-        finally:
-            tr.release()
-    assert info.value.size == 1200 and info.value.limit == 1024
+    _, err = _failure(script)
+    assert isinstance(err, FrameTooLarge) and (err.size, err.limit) == (1200, 1024)
 
 
 @pytest.mark.timeout(20)
@@ -136,14 +138,8 @@ def test_broken_framing_closes_with_1002(raw: bytes, why: str) -> None:
         conn.sendall(raw)
         server.read_frame(conn)
 
-    server, tr = _transport(script)
-    with server:
-        try:
-            with pytest.raises(ConnectionClosed) as info:
-                tr.recv()
-        finally:
-            tr.release()
-    assert info.value.code == 1002 and why in info.value.reason
+    server, err = _failure(script)
+    assert err.code == 1002 and why in err.reason
     assert struct.unpack("!H", server.received[0][1][:2])[0] == 1002
 
 
