@@ -32,6 +32,7 @@ from .errors import (
     UnknownName,
     UnsupportedByModel,
     UsageError,
+    VoiceNotSupported,
 )
 from .models import ModelInfo, get_model
 from .reply import HistoryEntry, Reply, ToolCall, TurnMetrics
@@ -73,6 +74,7 @@ __all__ = [
     "UnknownName",
     "UnsupportedByModel",
     "UsageError",
+    "VoiceNotSupported",
     "__version__",
     "get_model",
     "tool",

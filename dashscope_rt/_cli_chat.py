@@ -305,9 +305,14 @@ class ChatClient:
         return str(out)
 
     def _check(self) -> Any:
+        from .errors import VoiceNotSupported
+
         session = self.session
         if session is None or session.closed:
             info = session.close_info if session is not None else None
+            if info is not None and isinstance(info.error, VoiceNotSupported):
+                self.voice = None  # the next session starts with the model's default voice
+                raise self._explain(info.error)
             why = f": {info.error or info.reason or info.code}" if info is not None else ""
             raise CliError(f"the session is closed{why}", EXIT_ERROR)
         return session

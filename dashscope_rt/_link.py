@@ -29,6 +29,7 @@ import attrs
 from . import events as ev
 from ._handshake import Dialer, WireLog
 from ._sdk_events import Reconnected, Reconnecting, SessionExpiring
+from ._voice_refusal import refused_voice
 from .errors import (
     ConnectionClosed,
     HandshakeError,
@@ -76,10 +77,11 @@ class ReconnectPolicy:
         """Whether a connection that ended with ``exc`` may be redialled.
 
         Close codes per ``recoverable_codes``; a failed redial is retried on network errors and
-        HTTP 5xx/408, never on 401/403 (key) or other 4xx such as 429 (rate limit or quota).
+        HTTP 5xx/408, never on 401/403 (key) or other 4xx such as 429 (rate limit or quota),
+        nor after a refused voice (a new connection would be refused the same way).
         """
         if isinstance(exc, ConnectionClosed):
-            return exc.code in self.recoverable_codes
+            return exc.code in self.recoverable_codes and refused_voice(exc.reason) is None
         if isinstance(exc, HandshakeError):
             return exc.status >= 500 or exc.status == 408
         return isinstance(exc, TransportError)

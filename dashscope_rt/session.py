@@ -17,6 +17,7 @@ from . import events as ev
 from ._ask import Asker
 from ._engine import Engine
 from ._handlers import HandlerRegistration
+from ._hosts import region_key, workspace_endpoint
 from ._link import ReconnectPolicy, State
 from ._version import __version__
 from .config import SessionConfig
@@ -54,7 +55,10 @@ class Session(HandlerRegistration):
             reply = s.ask(audio=wav_pcm, sample_rate=16000)
 
     The key comes from ``api_key`` or ``$DASHSCOPE_API_KEY``; ``region`` is ``"cn"`` (Beijing)
-    or ``"intl"`` (Singapore), or give the endpoint as ``url``.
+    or ``"intl"`` (Singapore), or give the endpoint as ``url``. With ``workspace`` the session
+    connects to that workspace's own host in the region (and sends ``X-DashScope-WorkSpace``);
+    a model that needs one (qwen3.8) is refused without it. An explicit ``url`` always wins.
+    :attr:`url` shows where it connects.
 
     **Threads.** Every public method is thread-safe and may be called from any thread, including
     from a handler, a tool or an audio callback. Send methods (``append_audio``, ``commit``,
@@ -69,7 +73,7 @@ class Session(HandlerRegistration):
     :class:`~dashscope_rt.errors.ServerError`; when the server closes the connection right after
     one, that error ended the session (``ServerError.fatal``) and :meth:`wait` raises it.
 
-    **Options.** ``workspace`` sends ``X-DashScope-WorkSpace``. ``tools`` takes plain functions
+    **Options.** ``tools`` takes plain functions
     (schema from type hints and docstring), :func:`~dashscope_rt.tools.tool`-decorated ones or
     wire dicts. ``ping_interval``: ping when nothing was received for that long (None: never);
     no answer within ``ping_timeout`` ends the connection (1006). ``close_timeout`` bounds the
@@ -118,8 +122,12 @@ class Session(HandlerRegistration):
             raise InvalidInput(f"handler_errors must be 'log' or 'raise', got {handler_errors!r}")
         if ping_interval is not None and ping_interval <= 0:
             raise InvalidInput(f"ping_interval must be > 0 or None, got {ping_interval!r}")
+        endpoint = url
+        if url is None:
+            region = region_key(region)
+            endpoint = workspace_endpoint(info, region=region, workspace=workspace)
         try:
-            full_url = build_url(info.name, region=region, url=url)
+            full_url = build_url(info.name, region=region, url=endpoint)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         headers: dict[str, str] = {
@@ -159,7 +167,7 @@ class Session(HandlerRegistration):
     def __repr__(self) -> str:
         e = self._engine
         sid = f" id={e.settings.session_id}" if e.settings.session_id else ""
-        return f"<Session {e.model.name} {e.state.value}{sid} url={redact_url(e.url)!r}>"
+        return f"<Session {e.model.name} {e.state.value}{sid} url={self.url!r}>"
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -353,6 +361,11 @@ class Session(HandlerRegistration):
     def model_info(self) -> ModelInfo:
         """What the model supports (rates, voices, tools...)."""
         return self._engine.model
+
+    @property
+    def url(self) -> str:
+        """The endpoint this session connects to (user info and secret query values masked)."""
+        return redact_url(self._engine.url)
 
     @property
     def session_id(self) -> str | None:
