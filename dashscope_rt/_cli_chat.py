@@ -65,7 +65,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--voice", help="voice, e.g. Cherry (default: the model's)")
     p.add_argument("--instructions", help="system instructions")
     p.add_argument("--region", choices=("cn", "intl"), help="cn = Beijing, intl = Singapore")
-    p.add_argument("--workspace", help="workspace id (X-DashScope-WorkSpace)")
+    p.add_argument("--workspace", help="workspace id: connect to its own host (qwen3.8 needs one)")
     p.add_argument("--url", help="endpoint instead of the region's, e.g. a local simulator")
     p.add_argument(
         "--speed",
@@ -205,6 +205,8 @@ class ChatClient:
         self._wire(session)
         s = self.settings
         where = s.url or {"cn": "Beijing (cn)", "intl": "Singapore (intl)"}.get(s.region, s.region)
+        if s.workspace and not s.url:
+            where = f"workspace {s.workspace} in {where}"
         self.con.line(
             self.con.dim(
                 f"connecting to {where} · {self.model} · key {mask_key(s.api_key)} "

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from . import events as ev
 from ._dispatch import Dispatcher
 from ._handshake import server_error
+from ._legacy import LegacyReplies
 from ._link import Link, LinkLost, ReconnectPolicy, State
 from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
 from ._settings import SessionSettings
@@ -107,6 +108,7 @@ class Engine:
         self.closed_event = threading.Event()
         self.close_info: Closed | None = None
         self._last_error: ServerError | None = None
+        self._legacy = LegacyReplies()
         self._recorder: LogWriter | None = None
 
         # Conversation state: fed by the dispatcher (received) and by the senders (sent).
@@ -389,6 +391,9 @@ class Engine:
             self._notice(notice, t)
         if isinstance(obj, ev.ErrorEvent):
             self._server_error_event(obj)
+        elif isinstance(obj, ev.LegacyChoices):  # its audio and text reach the usual handlers
+            for typed in self._legacy.events(obj, spoken=self.settings.speaks()):
+                self._dispatch_one(t, typed)
 
     def _account(self, obj: Any) -> None:
         """Session bookkeeping, done before any user code sees ``obj``."""
