@@ -32,6 +32,13 @@ def test_qwen38_connects_to_its_workspace_host(region: str, host: str) -> None:
     assert s.state == "new"  # nothing was dialled
 
 
+def test_async_session_shows_the_same_url() -> None:
+    from dashscope_rt import AsyncSession
+
+    s = AsyncSession(Q38, api_key=KEY, workspace="ws-1")
+    assert s.url == s.session.url == f"wss://ws-1.cn-beijing.maas.aliyuncs.com{PATH}?model={Q38}"
+
+
 def test_qwen38_without_a_workspace_is_refused_before_connecting() -> None:
     with pytest.raises(InvalidInput, match="workspace=") as info:
         Session(Q38, api_key=KEY)
