@@ -555,10 +555,16 @@ class Link:
                 if tr is not None and self._up:
                     tr.close(*self._close_args)
                 return
+            logged = False
             while True:
                 tr = self._wait_up()
                 if tr is None:
                     break  # the connection is gone for good: drop
+                if recording and not logged:
+                    # Logged before the write, so that the log never shows a reply before
+                    # its request (the reader may log the answer before this thread resumes).
+                    self.wire_log.sent(item.text, item.audio)
+                    logged = True
                 try:
                     tr.send_text(item.text)
                 except ConnectionClosed:
@@ -566,8 +572,6 @@ class Link:
                         if self.transport is tr and self.state is State.OPEN:
                             self._up = False  # until the reader decides
                     continue
-                if recording:
-                    self.wire_log.sent(item.text, item.audio)
                 break
 
     # -- closing -----------------------------------------------------------------------------------
