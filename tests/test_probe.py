@@ -24,7 +24,7 @@ from dashscope_rt.session import Session
 
 pytest.importorskip("websockets")
 
-from dashscope_rt.testing import Behaviour, Simulator  # noqa: E402
+from dashscope_rt.testing import Behaviour, Simulator
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 KEY = "sk-test-probe-5ecret-k3y"
@@ -153,9 +153,9 @@ def test_files_are_written_redacted_and_the_trace_replays(out: Path) -> None:
         for line in (out / "trace" / "main" / "events.jsonl").read_text().splitlines()[1:]
     ]
     created = next(e["event"] for e in recorded if e["event"].get("type") == "session.created")
-    with Simulator(api_key=KEY, replay=out / "trace" / "main") as replay:
-        with Session(FLASH, api_key=KEY, url=replay.url) as s:
-            assert s.session_id == created["session"]["id"]
+    replay = Simulator(api_key=KEY, replay=out / "trace" / "main")
+    with replay, Session(FLASH, api_key=KEY, url=replay.url) as s:
+        assert s.session_id == created["session"]["id"]
 
 
 def test_a_model_that_needs_a_workspace_is_refused_before_any_session(out: Path) -> None:
