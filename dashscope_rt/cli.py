@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from ._version import __version__
+from .limits import IDLE_TIMEOUT_S, MAX_SESSION_DURATION_S
 
 __all__ = ["build_parser", "main"]
 
@@ -51,8 +52,20 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=True,
         help="reject unknown model names with an error and close (default on)",
     )
-    p.add_argument("--idle-timeout", type=float, default=300.0, metavar="S", help="default 300")
-    p.add_argument("--max-duration", type=float, default=7200.0, metavar="S", help="default 7200")
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT_S,
+        metavar="S",
+        help="default %(default)g",
+    )
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=MAX_SESSION_DURATION_S,
+        metavar="S",
+        help="default %(default)g",
+    )
     p.add_argument("--replay", metavar="LOG_DIR", help="replay a recorded session log instead")
     p.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     p.set_defaults(func=_cmd_simulate)

@@ -67,7 +67,15 @@ class RealtimeError(Exception):
 
 
 class InvalidInput(RealtimeError, ValueError):
-    """An argument or configuration value is invalid; the message names the field and the range."""
+    """An argument or configuration value is invalid; the message names the field and the range.
+
+    ``param`` is the field's path in the wire ``session`` object where there is one
+    (``"turn_detection.threshold"``, ``"tools[0]"``), else None.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class InvalidType(InvalidInput, TypeError):
@@ -81,8 +89,10 @@ class UnknownName(InvalidInput, LookupError):
 class UnsupportedByModel(InvalidInput):
     """The request is valid in general but the selected model does not support it."""
 
-    def __init__(self, message: str, *, model: str = "", feature: str = "") -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, model: str = "", feature: str = "", param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param or feature or None)
         self.model = model
         self.feature = feature
 
@@ -218,11 +228,19 @@ class ConnectionClosed(TransportError):
 
 
 class ProtocolError(RealtimeError):
-    """A received frame is not a valid protocol message (bad JSON, not an object, bad base64)."""
+    """A received frame is not a valid protocol message (bad JSON, not an object, bad base64).
 
-    def __init__(self, message: str, *, frame: Any = None) -> None:
+    ``param`` names the offending field (``"type"`` for an unknown event type) and ``missing``
+    says it was absent; both are set by :func:`~dashscope_rt.events.decode_client`.
+    """
+
+    def __init__(
+        self, message: str, *, frame: Any = None, param: str | None = None, missing: bool = False
+    ) -> None:
         super().__init__(message)
         self.frame = frame
+        self.param = param
+        self.missing = missing
 
 
 class ServerError(RealtimeError):

@@ -314,16 +314,27 @@ class Session(HandlerRegistration):
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def append_audio(self, data: Any, sample_rate: int | None = None, channels: int = 1) -> None:
+    def append_audio(
+        self,
+        data: Any,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        *,
+        encoding: str = "pcm16",
+    ) -> None:
         """Queue audio: bytes (PCM16LE), memoryview, or an int16/float32 ndarray.
 
         It is resampled to the model's input rate with a streaming soxr resampler (no clicks at
         chunk borders) and sent in 100 ms chunks; a partial chunk waits for more audio or for
         :meth:`commit`. ``sample_rate=None`` means the model's input rate. Never blocks on the
         network, so it is safe in an audio callback.
+
+        ``encoding="ulaw"`` or ``"alaw"`` takes G.711 telephone audio (bytes, one per sample),
+        decoded first; its ``sample_rate`` defaults to 8000. A qwen3.5 model configured with
+        ``input_sample_rate=8000`` then takes it without resampling.
         """
         self._engine.check_open()
-        self._engine.uplink.append_audio(data, sample_rate, channels)
+        self._engine.uplink.append_audio(data, sample_rate, channels, encoding=encoding)
 
     def append_image(self, jpeg: bytes | bytearray | memoryview) -> None:
         """Queue one JPEG camera frame (≤ 256 KB after Base64; send at most 1–2 per second).

@@ -11,9 +11,9 @@ import attrs
 
 __all__ = [
     "Image",
-    "Reply",
     "Responder",
-    "ToolCall",
+    "ScriptedReply",
+    "ScriptedToolCall",
     "ToolOutput",
     "Turn",
     "default_responder",
@@ -64,7 +64,7 @@ class Turn:
 
 
 @attrs.frozen
-class ToolCall:
+class ScriptedToolCall:
     """A function call the model decides to make."""
 
     name: str
@@ -72,19 +72,19 @@ class ToolCall:
     call_id: str | None = None
 
 
-def _to_tuple(value: Any) -> tuple[ToolCall, ...]:
+def _to_tuple(value: Any) -> tuple[ScriptedToolCall, ...]:
     return tuple(value)
 
 
 @attrs.frozen
-class Reply:
+class ScriptedReply:
     """What the model answers: spoken/written text, and/or tool calls."""
 
     text: str = ""
-    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_to_tuple)
+    tool_calls: tuple[ScriptedToolCall, ...] = attrs.field(default=(), converter=_to_tuple)
 
 
-Responder = Callable[[Turn], Reply | str]
+Responder = Callable[[Turn], ScriptedReply | str]
 
 _STOP = {"about", "which", "there", "their", "would", "useful", "当你想查询指定城市的"}
 
@@ -135,7 +135,7 @@ def _guess_arguments(text: str, tool: Mapping[str, Any]) -> dict[str, Any]:
     return args
 
 
-def default_responder(turn: Turn) -> Reply:
+def default_responder(turn: Turn) -> ScriptedReply:
     """Echo the user, describe images, report tool results, or call a tool the user mentions.
 
     A declared tool is called when the user's words contain its name (also with underscores read
@@ -144,14 +144,16 @@ def default_responder(turn: Turn) -> Reply:
     """
     if turn.tool_outputs:
         joined = "; ".join(o.output for o in turn.tool_outputs)
-        return Reply(text=f"Here is what I found: {joined}")
+        return ScriptedReply(text=f"Here is what I found: {joined}")
     said = turn.user_text
     if said and turn.tools:
         for tool in turn.tools:
             if _mentions(said, tool):
                 fn = _tool_function(tool)
-                return Reply(
-                    tool_calls=(ToolCall(str(fn.get("name", "")), _guess_arguments(said, tool)),)
+                return ScriptedReply(
+                    tool_calls=(
+                        ScriptedToolCall(str(fn.get("name", "")), _guess_arguments(said, tool)),
+                    )
                 )
     parts: list[str] = []
     if said:
@@ -162,24 +164,24 @@ def default_responder(turn: Turn) -> Reply:
         parts.append(f"I can see {n} image{'s' if n != 1 else ''} ({w}x{h}).")
     if not parts:
         parts.append("Hello! How can I help you today?")
-    return Reply(text=" ".join(parts))
+    return ScriptedReply(text=" ".join(parts))
 
 
-def normalize_reply(value: Reply | str | None) -> Reply:
+def normalize_reply(value: ScriptedReply | str | None) -> ScriptedReply:
     """Accept a plain string from a responder."""
     if value is None:
-        return Reply()
+        return ScriptedReply()
     if isinstance(value, str):
-        return Reply(text=value)
+        return ScriptedReply(text=value)
     return value
 
 
-def scripted(replies: Sequence[Reply | str], then: Responder | None = None) -> Responder:
+def scripted(replies: Sequence[ScriptedReply | str], then: Responder | None = None) -> Responder:
     """A responder that answers with ``replies`` in order, then falls back to ``then``."""
     queue = list(replies)
     fallback = then or default_responder
 
-    def respond(turn: Turn) -> Reply | str:
+    def respond(turn: Turn) -> ScriptedReply | str:
         return queue.pop(0) if queue else fallback(turn)
 
     return respond
