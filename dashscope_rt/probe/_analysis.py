@@ -231,9 +231,11 @@ def finish(frames: Sequence[Frame], closed_after_s: float | None, waited_s: floa
             sent = str(f.event.get("event_id", ""))
         elif sent is not None and f.dir == "recv" and f.type in ("session.finished", "error"):
             error = f.event.get("error")
-            named = error.get("event_id") if isinstance(error, Mapping) else None
-            if f.type == "error" and named and named != sent:
-                continue  # the late answer to an earlier request
+            error = error if isinstance(error, Mapping) else {}
+            named = error.get("event_id")
+            late = (named and named != sent) or "active response" in str(error.get("message"))
+            if f.type == "error" and late:
+                continue  # the late answer to an earlier request (a cancel that came too late)
             answer = f.type
             break
     if not sent:
@@ -248,7 +250,7 @@ def finish(frames: Sequence[Frame], closed_after_s: float | None, waited_s: floa
         value, detail = "close", "no session.finished"
     else:
         value, detail = "ignore", "no answer"
-    detail += f", {closed or f'socket still open after {waited_s:.0f} s'}"
+    detail += f", {closed or f'socket still open after {waited_s:g} s'}"
     return Finding("session.finish", detail, "finish", value)
 
 

@@ -172,6 +172,8 @@ class Script:
             s.create_response(instructions=_LONG)
             if not first.wait(self.timeout):
                 return "no output to cancel"
+            if done.is_set() or s.active_response is None:  # it all came at once
+                return "the response ended before it could be cancelled"
             s.cancel_response()
             done.wait(self.timeout)
         finally:
