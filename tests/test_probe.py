@@ -85,7 +85,7 @@ def test_finish_answers() -> None:
             [finish, Frame("recv", {"type": "error", "error": {"message": IDLE}}), finished],
             None,
             "finished_open",
-        ),  # fmt: skip
+        ),
         ([finish], 0.2, "close"),
         ([finish], None, "ignore"),
     ]

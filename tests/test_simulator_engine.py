@@ -226,7 +226,7 @@ def test_session_updated_echoes_a_base_set_and_what_was_sent() -> None:
     sess = updated["session"]
     assert "turn_detection" not in sess  # omitted after null (captured)
     assert sess["voice"] == "Serena" and sess["instructions"] == "Read aloud."
-    assert list(sess)[0] == "id" and "temperature" not in sess and "tools" not in sess
+    assert next(iter(sess)) == "id" and "temperature" not in sess and "tools" not in sess
     (again,) = d.send("session.update", session={"max_tokens": 64})
     assert (
         again["session"]["instructions"] == "Read aloud." and again["session"]["max_tokens"] == 64
