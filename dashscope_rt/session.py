@@ -296,7 +296,8 @@ class Session(HandlerRegistration):
         """Finish politely: ``session.finish`` where the model takes it, wait, then close.
 
         Waits for ``session.finished``, an ``error`` or the server's close, at most ``timeout``
-        seconds (not from a handler). Models known to reject ``session.finish`` are simply closed.
+        seconds (not from a handler). Models known to reject ``session.finish`` are simply
+        closed; models known to send no ``session.finished`` (qwen3.8) get it, then the close.
         """
         e = self._engine
         if e.state in (State.OPEN, State.RECONNECTING) and e.model.session_finish is not False:
@@ -308,7 +309,7 @@ class Session(HandlerRegistration):
             except SessionClosed:
                 pass
             else:
-                if not e.on_dispatcher():
+                if not e.on_dispatcher() and e.model.session_finished_ack is not False:
                     done.wait(timeout)
         self.close()
 

@@ -27,7 +27,7 @@ from ..models import image_tokens
 from ._audio_input import Transcriber, default_transcriber
 from ._behaviour import Behaviour
 from ._engine import SimulatedSession
-from ._faults import Faults
+from ._faults import INTERNAL_ERROR_CLOSE, Faults
 from ._replay import ReplayEngine
 from ._responder import (
     Image,
@@ -44,6 +44,7 @@ from ._speech import silence, speech_duration_s, synthesize, tone
 from ._vad import EnergyVAD, threshold_to_dbfs
 
 __all__ = [
+    "INTERNAL_ERROR_CLOSE",
     "PATH",
     "Behaviour",
     "ConnectionRecord",

@@ -95,7 +95,8 @@ class Behaviour:
 
     # Transcription (protocol.md §4.9, §4.10)
     transcription_deltas: bool | None = None
-    """Send ``...input_audio_transcription.delta``. None = qwen3.5 only (UNCONFIRMED elsewhere)."""
+    """Send ``...input_audio_transcription.delta``. None = qwen3.5 (documented) and qwen3.8
+    (captured); UNCONFIRMED elsewhere."""
     transcribe_manual_commits: bool = True
     """Transcribe manual commits too (a relay saw none on flash; UNCONFIRMED)."""
 
