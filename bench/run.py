@@ -2,8 +2,9 @@
 
 ``python bench/run.py [--quick] [--sessions N]`` (peers come with ``pip install -e .[bench]``).
 Sections: decode+dispatch against the floor and the peers, loopback latency, uplink CPU per
-chunk, resampler speed and quality, N concurrent sessions. Ratios are measured in this run, on
-this machine; nothing here asserts a time.
+chunk, resampler speed and quality, N concurrent sessions, echo cancellation (ERLE, false
+barge-ins, double talk, CPU per 10 ms frame) against a FIFO prototype and LiveKit's APM.
+Ratios are measured in this run, on this machine; nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def machine_info() -> dict[str, Any]:
                 "soxr",
                 "numpy",
                 "scipy",
+                "pywebrtc-audio",
+                "livekit",
             )
         },
     }
@@ -261,6 +264,82 @@ def _rows(res: dict[str, Any]) -> list[Row]:
                 f"all {_fmt_ok(sc['intact'])}",
             )
         )
+    rows += _aec_rows(res.get("aec"))
+    return rows
+
+
+def _aec_rows(aec: dict[str, Any] | None) -> list[Row]:
+    if not aec:
+        return []
+    rows: list[Row] = []
+    erle = aec["erle"]
+    ours = erle["dashscope_rt | speaker output"]
+    for mode in ("speaker output", "replies only"):
+        mine = erle[f"dashscope_rt | {mode}"]
+        for peer in ("FIFO + soxr stream", "livekit APM"):
+            theirs = erle.get(f"{peer} | {mode}")
+            if theirs is None:
+                continue
+            for key, label in (
+                ("erle_db", "ERLE dB"),
+                ("erle_at_reply_start_db", "at reply start"),
+            ):
+                m, t = mine[key], theirs[key]
+                rows.append(
+                    (
+                        "echo cancel",
+                        f"{label}, fed {mode}, median (min)",
+                        f"{m['median']} ({m['min']})",
+                        peer,
+                        f"{t['median']} ({t['min']})",
+                        f"{m['median'] - t['median']:+.1f} dB",
+                        f">= 25 {_fmt_ok(m['min'] >= 25)}" if key == "erle_db" else "",
+                    )
+                )
+    raw = erle["raw_vad_starts"]
+    socket = aec["false_barge_ins_over_socket"]
+    rows.append(
+        (
+            "echo cancel",
+            "false barge-ins (sim VAD, 4 rooms / socket)",
+            f"{sum(ours['vad_starts'])} / {socket['with dashscope_rt']}",
+            "no cancellation",
+            f"{sum(raw)} / {socket['without cancellation']}",
+            "",
+            f"0 {_fmt_ok(sum(ours['vad_starts']) == 0 and socket['with dashscope_rt'] == 0)}",
+        )
+    )
+    for label, dt in aec["double_talk"].items():
+        mine, gate = dt["dashscope_rt"], dt["half-duplex gate"]
+        heard = mine["vad_start_after_ms"]
+        ok = heard is not None and heard <= 300 and abs(mine["near_level_change_db"]) <= 6
+        rows.append(
+            (
+                "echo cancel",
+                f"double talk ({label}): VAD after ms, level dB",
+                f"{heard}, {mine['near_level_change_db']:+.1f}",
+                "half-duplex gate",
+                f"{gate['vad_start_after_ms']}, {gate['near_level_change_db']:+.0f}",
+                "",
+                f"<=300, +-6 {_fmt_ok(ok)}",
+            )
+        )
+    cpu = aec["cpu_us_per_frame"]
+    mine_cpu = cpu["dashscope_rt"]
+    for peer in ("livekit APM", "pywebrtc-audio engine alone (reference pre-resampled)"):
+        if peer in cpu:
+            p = cpu[peer]
+            rows.append(
+                (
+                    "echo cancel",
+                    "CPU us / 10 ms frame, median (min-max)",
+                    f"{mine_cpu['median']} ({mine_cpu['min']}-{mine_cpu['max']})",
+                    peer,
+                    f"{p['median']} ({p['min']}-{p['max']})",
+                    f"{mine_cpu['median'] / p['median']:.2f}x",
+                    "",
+                )
+            )
     return rows
 
 
@@ -282,14 +361,27 @@ def render(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def result_path(output: Path, started: datetime.datetime) -> Path:
+    """``--output``: a ``.json`` file as given, else a folder for ``bench-<time>.json``."""
+    if output.suffix.lower() == ".json" and not output.is_dir():
+        return output
+    return output / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="dashscope_rt benchmarks against the peers")
     parser.add_argument("--quick", action="store_true", help="fewer repeats (about 1 minute)")
     parser.add_argument("--sessions", type=int, default=200, help="sessions for the scale run")
     parser.add_argument("--only", nargs="*", default=None, help="run only these sections")
-    parser.add_argument("--output", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=HERE / "results",
+        help="a .json file to write, or a folder for bench-<time>.json (default bench/results)",
+    )
     args = parser.parse_args(argv)
 
+    from bench_aec import run_aec_bench
     from bench_loopback import run_loopback_bench
     from bench_peers import run_peers_bench
     from bench_resampler import run_resampler_bench
@@ -303,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "uplink": lambda: run_uplink_bench(chunks=1000 if q else 3000),
         "resampler": lambda: run_resampler_bench(seconds=3.0 if q else 10.0, repeats=2 if q else 5),
         "scale": lambda: run_scale_bench(sessions=args.sessions, seconds=2.0 if q else 3.0),
+        "aec": lambda: run_aec_bench(quick=q),
     }
     started = datetime.datetime.now(datetime.timezone.utc)
     res: dict[str, Any] = {
@@ -327,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     table = render(res)
     res["table"] = table
     print(table)
-    args.output.mkdir(parents=True, exist_ok=True)
-    out = args.output / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    out = result_path(args.output, started)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"\nwrote {out}")
     return 1 if res.get("failed") else 0

@@ -12,6 +12,7 @@ from .async_session import AsyncSession
 from .config import SemanticVAD, ServerVAD, SessionConfig
 from .conversation import BudgetExceeded
 from .errors import (
+    AudioDeviceError,
     AuthenticationError,
     BlockingCallInHandler,
     ConnectError,
@@ -23,6 +24,7 @@ from .errors import (
     InvalidType,
     MissingExtra,
     NameResolutionError,
+    NoSpeechHeard,
     ProtocolError,
     RealtimeError,
     SendBacklogFull,
@@ -45,6 +47,7 @@ from .tools import Tool, tool
 
 __all__ = [
     "AsyncSession",
+    "AudioDeviceError",
     "AuthenticationError",
     "BlockingCallInHandler",
     "BudgetExceeded",
@@ -59,6 +62,7 @@ __all__ = [
     "MissingExtra",
     "ModelInfo",
     "NameResolutionError",
+    "NoSpeechHeard",
     "Price",
     "PriceTable",
     "ProtocolError",

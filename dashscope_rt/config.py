@@ -17,7 +17,9 @@ that asks for nothing (``tools=()``, ``enable_search=False``, empty ``search_opt
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
+import types
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -36,6 +38,7 @@ __all__ = [
     "SAMPLE_RATES",
     "SAMPLING_FIELDS",
     "UNSET",
+    "VAD_DEFAULTS",
     "SemanticVAD",
     "ServerVAD",
     "SessionConfig",
@@ -172,6 +175,11 @@ class _BaseVAD:
     def __repr__(self) -> str:
         return _repr(self)
 
+    def effective(self, name: str) -> Any:
+        """The value of field ``name``, or what the service uses when it is UNSET."""
+        value = getattr(self, name)
+        return VAD_DEFAULTS.get(name) if value is UNSET else value
+
 
 @attrs.frozen(kw_only=True, repr=False)
 class ServerVAD(_BaseVAD):
@@ -193,6 +201,54 @@ class SemanticVAD(_BaseVAD):
 
 
 _VAD_TYPES: Mapping[str, type[_BaseVAD]] = {"server_vad": ServerVAD, "semantic_vad": SemanticVAD}
+
+VAD_DEFAULTS: Final[Mapping[str, Any]] = types.MappingProxyType(
+    {
+        "threshold": 0.5,
+        "silence_duration_ms": 800,
+        "prefix_padding_ms": 300,
+        "create_response": True,
+        "interrupt_response": True,
+        "idle_timeout_ms": None,
+    }
+)
+"""What the service uses for a ``turn_detection`` field left UNSET (protocol.md §5.1)."""
+
+
+class _ServerDefault:
+    """A parameter default shown by ``help()``: the value the service applies when unset."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "None (off)" if self.value is None else repr(self.value)
+
+
+def _show_server_defaults(cls: type[_BaseVAD]) -> None:
+    """Make ``help(cls)`` show the service's defaults instead of UNSET, and list them."""
+    init = cls.__init__
+    sig = inspect.signature(init)
+    params = [
+        p.replace(default=_ServerDefault(VAD_DEFAULTS[p.name]))
+        if p.name in VAD_DEFAULTS
+        else p.replace(default=_ServerDefault({}))
+        if p.name == "extra"
+        else p
+        for p in sig.parameters.values()
+    ]
+    init.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    cls.__signature__ = sig.replace(parameters=params[1:])  # type: ignore[attr-defined]
+    names = [f.name for f in attrs.fields(cls) if f.name in VAD_DEFAULTS]
+    rows = "\n".join(f"        {n:<20} {_ServerDefault(VAD_DEFAULTS[n])!r}" for n in names)
+    cls.__doc__ = (
+        f"{cls.__doc__}\n\n    The defaults shown are the service's: a field you leave out is not "
+        "sent (it reads\n    ``UNSET``) and the service uses::\n\n" + rows + "\n"
+    )
+
+
+for _vad_cls in (ServerVAD, SemanticVAD):
+    _show_server_defaults(_vad_cls)
 
 
 def _accepts(cls: type[Any], name: str, value: Any) -> bool:
@@ -444,7 +500,11 @@ class SessionConfig:
         if info.voices is not None:
             choose = f"choose one of: {', '.join(info.voices)}"
         else:
-            choose = f"it is known to be refused; the model's default is {info.default_voice!r}"
+            choose = (
+                f"it is known to be refused. Leave voice unset for the model's default, "
+                f"{info.default_voice!r}, or pick one from the model's voice list in DashScope's "
+                "Qwen-Omni-Realtime guide (not held by this SDK)"
+            )
         raise _unsupported(info, "voice", f"voice {voice!r} is not available here; {choose}")
 
     @staticmethod

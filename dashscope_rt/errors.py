@@ -21,9 +21,11 @@
     │   │       └── AuthenticationError  HTTP 401/403: bad key, or a key of another region
     │   └── ConnectionClosed           the socket closed (code, reason, by_server)
     ├── Timeout (TimeoutError)         a blocking call ran out of time
+    │   └── NoSpeechHeard              voice detection heard no speech in streamed audio
     ├── ProtocolError                  a frame that is not a valid protocol message
     ├── ServerError                    an ``error`` event from the service (type, code, param, ...)
     │   └── VoiceNotSupported          the service refused the session's voice (names good ones)
+    ├── AudioDeviceError               no usable sound device (none found, or it cannot be opened)
     ├── MissingExtra (ImportError)     an optional feature whose extra is not installed
     └── SessionClosed (RuntimeError)   the session is closed; nothing more can be sent
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AudioDeviceError",
     "AuthenticationError",
     "BlockingCallInHandler",
     "ConnectError",
@@ -46,6 +49,7 @@ __all__ = [
     "InvalidType",
     "MissingExtra",
     "NameResolutionError",
+    "NoSpeechHeard",
     "ProtocolError",
     "RealtimeError",
     "SendBacklogFull",
@@ -170,6 +174,10 @@ class TLSError(ConnectError):
 
 class Timeout(RealtimeError, TimeoutError):
     """A blocking operation did not finish within its timeout."""
+
+
+class NoSpeechHeard(Timeout):
+    """The server's voice detection heard no speech in audio streamed as a turn."""
 
 
 class ConnectTimeout(ConnectError, Timeout):
@@ -299,6 +307,15 @@ class VoiceNotSupported(ServerError):
         self.voice = voice
         self.model = model
         self.voices = voices
+
+
+class AudioDeviceError(RealtimeError):
+    """No usable sound device: PortAudio found none (headless server, Docker, WSL), or the one
+    asked for does not exist or cannot be opened. ``kind`` is ``"input"`` or ``"output"``."""
+
+    def __init__(self, message: str, *, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class SessionClosed(RealtimeError, RuntimeError):

@@ -264,22 +264,27 @@ _FAMILY_PREFIXES = (
 )
 
 
+_warned: set[str] = set()
+
+
 def get_model(name: str) -> ModelInfo:
-    """Capabilities of ``name``; an unknown name gets its family defaults and a warning."""
+    """Capabilities of ``name``; an unknown name gets its family defaults and a warning (once)."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput(f"model must be a non-empty string, got {name!r}")
     info = MODELS.get(name)
     if info is not None:
         return info
+    warn = log.warning if name not in _warned else log.debug
+    _warned.add(name)
     for prefix, known in _FAMILY_PREFIXES:
         if name.startswith(prefix):
-            log.warning(
+            warn(
                 "model %r is not in the dashscope_rt table; assuming it behaves like %s",
                 name,
                 known,
             )
             return attrs.evolve(MODELS[known], name=name, known=False)
-    log.warning(
+    warn(
         "model %r is not in the dashscope_rt table; using conservative defaults "
         "(16 kHz in, 24 kHz out, no local voice check, no tools)",
         name,

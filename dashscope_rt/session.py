@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 import urllib.parse
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import events as ev
 from ._ask import Asker
+from ._endpoint import is_loopback, resolve_endpoint
 from ._engine import Engine
 from ._handlers import HandlerRegistration
 from ._hosts import region_key, workspace_endpoint
 from ._link import SESSION_CAP_S, ReconnectPolicy, State
+from ._playback import PlaybackLink, PlayerLike
 from ._version import __version__
 from .config import SessionConfig
 from .conversation import Conversation
@@ -76,10 +78,11 @@ class Session(HandlerRegistration):
             reply = s.ask(audio=wav_pcm, sample_rate=16000)
 
     The key comes from ``api_key`` or ``$DASHSCOPE_API_KEY``; ``region`` is ``"cn"`` (Beijing)
-    or ``"intl"`` (Singapore), or give the endpoint as ``url``. With ``workspace`` the session
-    connects to that workspace's own host in the region (and sends ``X-DashScope-WorkSpace``);
-    a model that needs one (qwen3.8) is refused without it. An explicit ``url`` always wins.
-    :attr:`url` shows where it connects.
+    or ``"intl"`` (Singapore), or give the endpoint as ``url`` (default ``$DASHSCOPE_RT_URL``).
+    A loopback ``url`` (a local simulator) needs no key: without one none is sent. With
+    ``workspace`` the session connects to that workspace's own host in the region (and sends
+    ``X-DashScope-WorkSpace``); a model that needs one (qwen3.8) is refused without it. An
+    explicit ``url`` always wins. :attr:`url` shows where it connects.
 
     **Threads.** Every public method is thread-safe and may be called from any thread, including
     from a handler, a tool or an audio callback. Send methods (``append_audio``, ``commit``,
@@ -153,12 +156,12 @@ class Session(HandlerRegistration):
         tracer_provider: Any = None,
     ) -> None:
         info = model if isinstance(model, ModelInfo) else get_model(model)
-        key = api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY")
-        if not key or not key.strip():
+        key, url = resolve_endpoint(api_key, url)
+        if key is None and not is_loopback(url):
             raise InvalidInput(
                 "no API key: pass api_key=... or set the DASHSCOPE_API_KEY environment variable "
                 "(keys are region-bound: a Beijing key for region='cn', a Singapore key for "
-                "region='intl')"
+                "region='intl'); a local simulator URL (127.0.0.1) needs none"
             )
         if handler_errors not in ("log", "raise"):
             raise InvalidInput(f"handler_errors must be 'log' or 'raise', got {handler_errors!r}")
@@ -173,10 +176,9 @@ class Session(HandlerRegistration):
             full_url = build_url(info.name, region=region, url=endpoint)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        headers: dict[str, str] = {
-            "Authorization": _Secret(f"Bearer {key.strip()}"),
-            "User-Agent": f"dashscope_rt/{__version__}",
-        }
+        headers: dict[str, str] = {"User-Agent": f"dashscope_rt/{__version__}"}
+        if key is not None:
+            headers["Authorization"] = _Secret(f"Bearer {key}")
         if workspace:
             headers["X-DashScope-WorkSpace"] = workspace
         headers.update(extra_headers or {})
@@ -412,6 +414,35 @@ class Session(HandlerRegistration):
         """Send any client event as a dict (an ``event_id`` is added if missing)."""
         return self._engine.send_raw(event)
 
+    # -- playback --------------------------------------------------------------------------------
+
+    def attach_player(self, player: PlayerLike) -> None:
+        """Play every reply on ``player`` (a :class:`~dashscope_rt.audio.Player`) and stop it when
+        the user barges in, recording in the reply (and :attr:`history`) how much was played.
+
+        The audio is written before your handlers run; what a cut response still sends is
+        dropped. Its ``Reply`` gets ``interrupted``, ``played_ms`` and ``heard_transcript``, and a
+        :class:`~dashscope_rt.conversation.ReplyInterrupted` notice comes
+        (``session.on(ReplyInterrupted, fn)``).
+        """
+        e = self._engine
+        with e.conv_cv:
+            e.playback = PlaybackLink(player)
+            e.conv.playback_tracked = True
+
+    def report_interruption(self, played_ms: float, response_id: str | None = None) -> None:
+        """When the app plays audio itself: playback of a reply was cut after ``played_ms``.
+
+        ``response_id`` None means the response in progress, else the last reply. Without this
+        call (or :meth:`attach_player`) a barge-in is recorded with an estimate that assumes
+        playback in real time from arrival. ``last_reply`` and :attr:`history` change at once;
+        the :class:`~dashscope_rt.conversation.ReplyInterrupted` notice reaches the handlers
+        after the events already received.
+        """
+        if isinstance(played_ms, bool) or not isinstance(played_ms, (int, float)):
+            raise InvalidType(f"played_ms: expected milliseconds as a number, got {played_ms!r}")
+        self._engine.report_interruption(response_id, float(played_ms))
+
     # -- blocking helper ---------------------------------------------------------------------------
 
     def ask(
@@ -444,6 +475,35 @@ class Session(HandlerRegistration):
             channels=channels,
             instructions=instructions,
             timeout=timeout,
+        )
+
+    def stream_audio(
+        self,
+        audio: Any,
+        *,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        speed: float = 1.0,
+        timeout: float = 60.0,
+        no_speech_timeout: float = 4.0,
+        on_chunk: Callable[[Any, float], None] | None = None,
+    ) -> Reply:
+        """Stream a WAV file or array as one spoken turn at real-time pace; return the reply.
+
+        Silence follows until the server's voice detection ends the turn. Ctrl+C drops the
+        half-sent turn on the server. See :func:`dashscope_rt.streaming.stream_audio`.
+        """
+        from .streaming import stream_audio
+
+        return stream_audio(
+            self,
+            audio,
+            sample_rate=sample_rate,
+            channels=channels,
+            speed=speed,
+            timeout=timeout,
+            no_speech_timeout=no_speech_timeout,
+            on_chunk=on_chunk,
         )
 
     # -- state -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dashscope_rt import errors, events
 # What a session's user needs, and nothing else: a change here is a deliberate API change.
 PINNED = [
     "AsyncSession",
+    "AudioDeviceError",
     "AuthenticationError",
     "BlockingCallInHandler",
     "BudgetExceeded",
@@ -25,6 +26,7 @@ PINNED = [
     "MissingExtra",
     "ModelInfo",
     "NameResolutionError",
+    "NoSpeechHeard",
     "Price",
     "PriceTable",
     "ProtocolError",

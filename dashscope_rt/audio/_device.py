@@ -1,15 +1,24 @@
-"""Lazy access to optional packages (sounddevice, Pillow) with an actionable error."""
+"""Lazy access to optional packages (sounddevice, pywebrtc-audio, Pillow), with the fix."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-from ..errors import MissingExtra
+from ..errors import AudioDeviceError, MissingExtra
 
-__all__ = ["AUDIO_EXTRA_HINT", "import_pillow", "import_sounddevice"]
+__all__ = [
+    "AEC_EXTRA_HINT",
+    "AUDIO_EXTRA_HINT",
+    "aec_available",
+    "check_device",
+    "import_pillow",
+    "import_sounddevice",
+    "import_webrtc_audio",
+]
 
 AUDIO_EXTRA_HINT = "pip install 'dashscope-rt[audio]'"
+AEC_EXTRA_HINT = "pip install 'dashscope-rt[aec]'"
 
 
 def import_sounddevice() -> Any:
@@ -28,6 +37,45 @@ def import_sounddevice() -> Any:
             f"or reinstall with {AUDIO_EXTRA_HINT}",
             extra="audio",
         ) from exc
+
+
+def check_device(kind: str, device: Any = None) -> dict[str, Any]:
+    """sounddevice's description of the ``"input"`` or ``"output"`` device that would be used.
+
+    Raises :class:`~dashscope_rt.errors.AudioDeviceError` when there is none (PortAudio is there
+    but finds no device: a headless server, Docker, WSL) or ``device`` names none, and
+    ImportError when sounddevice or PortAudio is missing.
+    """
+    sd = import_sounddevice()
+    try:
+        info = sd.query_devices(device, kind)
+    except Exception as exc:  # sounddevice.PortAudioError, or ValueError for a bad name/index
+        which = "default " if device is None else f"{device!r} "
+        raise AudioDeviceError(
+            f"no audio {kind} device: the {which}{kind} device is not available ({exc}); "
+            "a headless server, Docker or WSL usually has no sound card",
+            kind=kind,
+        ) from None
+    return dict(info)
+
+
+def import_webrtc_audio() -> Any:
+    """Import ``pywebrtc_audio`` (WebRTC's audio processing) or raise MissingExtra with the fix."""
+    try:
+        return importlib.import_module("pywebrtc_audio")
+    except ImportError as exc:
+        raise MissingExtra(
+            f"EchoCanceller needs the pywebrtc-audio package: {AEC_EXTRA_HINT}", extra="aec"
+        ) from exc
+
+
+def aec_available() -> bool:
+    """Whether :class:`EchoCanceller` can be constructed (the ``aec`` extra is installed)."""
+    try:
+        import_webrtc_audio()
+    except ImportError:
+        return False
+    return True
 
 
 def import_pillow() -> Any:

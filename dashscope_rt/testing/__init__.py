@@ -23,6 +23,7 @@ instead; ``dashscope-rt simulate --port N`` runs the server standalone.
 from __future__ import annotations
 
 from ..audio import jpeg_size
+from ..errors import MissingExtra
 from ..models import image_tokens
 from ._audio_input import Transcriber, default_transcriber
 from ._behaviour import Behaviour
@@ -39,21 +40,50 @@ from ._responder import (
     default_responder,
     scripted,
 )
-from ._server import PATH, ConnectionRecord, Rejection, Simulator
+from ._room import (
+    EchoRoom,
+    RoomRecording,
+    erle_db,
+    power_db,
+    replies_with_pauses,
+    run_lockstep,
+)
 from ._speech import silence, speech_duration_s, synthesize, tone
 from ._vad import EnergyVAD, threshold_to_dbfs
+
+TESTING_EXTRA_HINT = "pip install 'dashscope-rt[testing]'"
+_SERVER_NAMES = ("PATH", "ConnectionRecord", "Rejection", "Simulator")
+
+try:
+    from ._server import PATH, ConnectionRecord, Rejection, Simulator
+except ImportError as _exc:  # websockets, from the testing extra, is missing
+    if _exc.name is None or not _exc.name.startswith("websockets"):
+        raise
+    _missing = _exc.name.split(".")[0]
+
+    def __getattr__(name: str) -> object:
+        """The server's names need websockets: say how to install it (the rest works without)."""
+        if name in _SERVER_NAMES:
+            raise MissingExtra(
+                f"dashscope_rt.testing.{name} needs the {_missing!r} package: {TESTING_EXTRA_HINT}",
+                extra="testing",
+            )
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "INTERNAL_ERROR_CLOSE",
     "PATH",
     "Behaviour",
     "ConnectionRecord",
+    "EchoRoom",
     "EnergyVAD",
     "Faults",
     "Image",
     "Rejection",
     "ReplayEngine",
     "Responder",
+    "RoomRecording",
     "ScriptedReply",
     "ScriptedToolCall",
     "SimulatedSession",
@@ -63,8 +93,12 @@ __all__ = [
     "Turn",
     "default_responder",
     "default_transcriber",
+    "erle_db",
     "image_tokens",
     "jpeg_size",
+    "power_db",
+    "replies_with_pauses",
+    "run_lockstep",
     "scripted",
     "silence",
     "speech_duration_s",
