@@ -44,6 +44,7 @@ from .errors import (
     UnknownName,
     UnsupportedByModel,
     UsageError,
+    VoiceNotSupported,
 )
 from .models import ModelInfo, get_model
 from .pricing import Price, PriceTable
@@ -99,6 +100,7 @@ __all__ = [
     "UnknownName",
     "UnsupportedByModel",
     "UsageError",
+    "VoiceNotSupported",
     "__version__",
     "get_model",
     "tool",

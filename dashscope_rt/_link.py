@@ -30,6 +30,7 @@ from . import events as ev
 from . import limits
 from ._handshake import Dialer, WireLog, binary_frame_error
 from ._sdk_events import Reconnected, Reconnecting, RolledOver, SessionExpiring
+from ._voice_refusal import refused_voice
 from .errors import (
     ConnectionClosed,
     HandshakeError,
@@ -77,10 +78,11 @@ class ReconnectPolicy:
         """Whether a connection that ended with ``exc`` may be redialled.
 
         Close codes per ``recoverable_codes``; a failed redial is retried on network errors and
-        HTTP 5xx/408, never on 401/403 (key) or other 4xx such as 429 (rate limit or quota).
+        HTTP 5xx/408, never on 401/403 (key) or other 4xx such as 429 (rate limit or quota),
+        nor after a refused voice (a new connection would be refused the same way).
         """
         if isinstance(exc, ConnectionClosed):
-            return exc.code in self.recoverable_codes
+            return exc.code in self.recoverable_codes and refused_voice(exc.reason) is None
         if isinstance(exc, HandshakeError):
             return exc.status >= 500 or exc.status == 408
         return isinstance(exc, TransportError)
@@ -566,10 +568,16 @@ class Link:
                 if tr is not None and self._up:
                     tr.close(*self._close_args)
                 return
+            logged = False
             while True:
                 tr = self._wait_up()
                 if tr is None:
                     break  # the connection is gone for good: drop
+                if recording and not logged:
+                    # Logged before the write, so that the log never shows a reply before
+                    # its request (the reader may log the answer before this thread resumes).
+                    self.wire_log.sent(item.text, item.audio)
+                    logged = True
                 try:
                     tr.send_text(item.text)
                 except ConnectionClosed:
@@ -577,8 +585,6 @@ class Link:
                         if self.transport is tr and self.state is State.OPEN:
                             self._up = False  # until the reader decides
                     continue
-                if recording:
-                    self.wire_log.sent(item.text, item.audio)
                 break
 
     # -- closing -----------------------------------------------------------------------------------

@@ -534,6 +534,10 @@ class AsyncSession:
         return self._session.model_info
 
     @property
+    def url(self) -> str:
+        return self._session.url
+
+    @property
     def session_id(self) -> str | None:
         return self._session.session_id
 

@@ -380,7 +380,11 @@ class SessionConfig:
     # --- wire format -------------------------------------------------------------------
 
     def to_wire(self, model: ModelInfo | str) -> dict[str, Any]:
-        """The ``session`` dict for ``model``: unset fields omitted, unsupported ones refused."""
+        """The ``session`` dict for ``model``: unset fields omitted, unsupported ones refused.
+
+        The one field sent unset: the voice, on a model whose server default is refused
+        (``ModelInfo.requires_voice``), which gets ``ModelInfo.default_voice``.
+        """
         info = _resolve(model)
         out: dict[str, Any] = {}
         if self.modalities is not UNSET:
@@ -388,6 +392,8 @@ class SessionConfig:
         if self.voice is not UNSET:
             self._check_voice(info, self.voice)
             out["voice"] = self.voice
+        elif info.requires_voice:  # the server's own default is refused (docs/protocol.md §5.3)
+            out["voice"] = info.default_voice
         if self.instructions is not UNSET:
             out["instructions"] = self.instructions
         out.update(self._audio_wire(info))

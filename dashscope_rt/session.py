@@ -19,6 +19,7 @@ from ._ask import Asker
 from ._endpoint import is_loopback, resolve_endpoint
 from ._engine import Engine
 from ._handlers import HandlerRegistration
+from ._hosts import region_key, workspace_endpoint
 from ._link import SESSION_CAP_S, ReconnectPolicy, State
 from ._playback import PlaybackLink, PlayerLike
 from ._version import __version__
@@ -113,7 +114,10 @@ class Session(HandlerRegistration):
 
     The key comes from ``api_key`` or ``$DASHSCOPE_API_KEY``; ``region`` is ``"cn"`` (Beijing)
     or ``"intl"`` (Singapore), or give the endpoint as ``url`` (default ``$DASHSCOPE_RT_URL``).
-    A loopback ``url`` (a local simulator) needs no key: without one none is sent.
+    A loopback ``url`` (a local simulator) needs no key: without one none is sent. With
+    ``workspace`` the session connects to that workspace's own host in the region (and sends
+    ``X-DashScope-WorkSpace``); a model that needs one (qwen3.8) is refused without it. An
+    explicit ``url`` always wins. :attr:`url` shows where it connects.
 
     **Threads.** Every public method is thread-safe and may be called from any thread, including
     from a handler, a tool or an audio callback. Send methods (``append_audio``, ``commit``,
@@ -128,7 +132,7 @@ class Session(HandlerRegistration):
     :class:`~dashscope_rt.errors.ServerError`; when the server closes the connection right after
     one, that error ended the session (``ServerError.fatal``) and :meth:`wait` raises it.
 
-    **Options.** ``workspace`` sends ``X-DashScope-WorkSpace``. ``tools`` takes plain functions
+    **Options.** ``tools`` takes plain functions
     (schema from type hints and docstring), :func:`~dashscope_rt.tools.tool`-decorated ones or
     wire dicts. ``ping_interval``: ping when nothing was received for that long (None: never);
     no answer within ``ping_timeout`` ends the connection (1006). ``close_timeout`` bounds the
@@ -214,8 +218,12 @@ class Session(HandlerRegistration):
         if proxy is not None and proxy is not False:
             proxy_secrets(proxy)  # refuses a URL that is not http://[user:password@]host:port
         _check_production_options(context_chars, rollover, max_duration, budget_action)
+        endpoint = url
+        if url is None:
+            region = region_key(region)
+            endpoint = workspace_endpoint(info, region=region, workspace=workspace)
         try:
-            full_url = build_url(info.name, region=region, url=url)
+            full_url = build_url(info.name, region=region, url=endpoint)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         headers: dict[str, str] = {"User-Agent": f"dashscope_rt/{__version__}"}
@@ -297,7 +305,7 @@ class Session(HandlerRegistration):
     def __repr__(self) -> str:
         e = self._engine
         sid = f" id={e.settings.session_id}" if e.settings.session_id else ""
-        return f"<Session {e.model.name} {e.state.value}{sid} url={redact_url(e.url)!r}>"
+        return f"<Session {e.model.name} {e.state.value}{sid} url={self.url!r}>"
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -358,7 +366,8 @@ class Session(HandlerRegistration):
         """Finish politely: ``session.finish`` where the model takes it, wait, then close.
 
         Waits for ``session.finished``, an ``error`` or the server's close, at most ``timeout``
-        seconds (not from a handler). Models known to reject ``session.finish`` are simply closed.
+        seconds (not from a handler). Models known to reject ``session.finish`` are simply
+        closed; models known to send no ``session.finished`` (qwen3.8) get it, then the close.
         """
         e = self._engine
         if e.state in (State.OPEN, State.RECONNECTING) and e.model.session_finish is not False:
@@ -370,7 +379,7 @@ class Session(HandlerRegistration):
             except SessionClosed:
                 pass
             else:
-                if not e.on_dispatcher():
+                if not e.on_dispatcher() and e.model.session_finished_ack is not False:
                     done.wait(timeout)
         self.close()
 
@@ -571,6 +580,11 @@ class Session(HandlerRegistration):
     def model_info(self) -> ModelInfo:
         """What the model supports (rates, voices, tools...)."""
         return self._engine.model
+
+    @property
+    def url(self) -> str:
+        """The endpoint this session connects to (user info and secret query values masked)."""
+        return redact_url(self._engine.url)
 
     @property
     def session_id(self) -> str | None:

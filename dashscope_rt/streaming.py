@@ -167,9 +167,13 @@ class _Turn:
         self.done.set()
 
     def _manual(self) -> bool:
+        # What was sent decides: the service's echo leaves turn_detection out once it was sent
+        # as null (docs/protocol.md §4.3), so the echo alone cannot tell manual mode.
         s = self.session
-        cfg = s.config if s.config is not None else s.requested_config
-        return cfg.turn_detection is None
+        for cfg in (s.requested_config, s.config):
+            if cfg is not None and cfg.turn_detection is not UNSET:
+                return cfg.turn_detection is None
+        return False
 
     def _silence_ms(self) -> int:
         s = self.session

@@ -57,6 +57,7 @@ PINNED = [
     "UnknownName",
     "UnsupportedByModel",
     "UsageError",
+    "VoiceNotSupported",
     "__version__",
     "get_model",
     "tool",
