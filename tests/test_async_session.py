@@ -297,7 +297,7 @@ async def test_on_close_forms_off_and_wait(sim: Simulator) -> None:
     got: list[Any] = []
     removed: list[Any] = []
 
-    def three(code: int, reason: str, by_server: bool) -> None:
+    def three(code: int | None, reason: str, by_server: bool) -> None:
         got.append((code, reason, by_server))
 
     s = make(sim)
