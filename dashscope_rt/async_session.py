@@ -32,7 +32,6 @@ from .events import SessionEvent
 from .models import ModelInfo
 from .reply import Reply, ToolCall
 from .session import Session
-from .streaming import _stream_audio
 from .tools import Tool, as_tools
 
 __all__ = ["AsyncSession"]
@@ -452,6 +451,8 @@ class AsyncSession(HandlerMethods, SendMethods, StateProperties):
         Cancelled, it stops sending, drops the half-sent turn on the server and cancels a
         response in progress, as an interrupted ``Session.stream_audio`` does.
         """
+        from .streaming import _stream_audio  # numpy and the audio package: on first use
+
         self._bridge.bind(asyncio.get_running_loop())
         stop = threading.Event()
         future = _in_thread(
