@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dashscope_rt import AsyncSession, Reply, SessionConfig
-from dashscope_rt.errors import AuthenticationError, ServerError
+from dashscope_rt.errors import AuthenticationError, InvalidType, ServerError
 from dashscope_rt.events import Closed
 from dashscope_rt.testing import ScriptedReply as SimReply
 from dashscope_rt.testing import ScriptedToolCall as SimCall
@@ -395,3 +395,23 @@ async def test_cancelling_stream_audio_drops_the_half_sent_turn(sim: Simulator) 
         await asyncio.sleep(0.4)  # a stream still running would append 100 ms chunks
         assert sim.last.received_types().count("input_audio_buffer.append") == appended
     assert await no_sdk_threads() == set()
+
+
+async def test_off_removes_every_kind_of_handler(sim: Simulator) -> None:
+    s = make(sim)
+
+    def on_call(call: Any) -> str:
+        return "done"
+
+    async def on_call_async(call: Any) -> str:
+        return "done"
+
+    s.on_tool_call(on_call)
+    assert s.off(on_call) == 1  # a plain tool handler was registered but not forgotten before
+    s.on_tool_call(on_call_async)
+    s.on_error(print)
+    s.on_audio_delta(print)
+    assert s.off(on_call_async) == 1 and s.off(print) == 2 and s.off() == 0
+    with pytest.raises(InvalidType):
+        s.off(print, print)
+    s.session.close()
