@@ -25,7 +25,7 @@ import attrs
 from ._handlers import HandlerMethods
 from ._sdk_events import Closed
 from ._session_send import SendMethods
-from ._session_state import StateProperties
+from ._session_view import StateProperties
 from .config import SessionConfig
 from .errors import RealtimeError, SessionClosed
 from .events import SessionEvent

@@ -25,7 +25,7 @@ import attrs
 
 from . import _validators as check
 from . import limits
-from ._vad import (
+from ._turn_detection import (
     _VAD_TYPES,
     VAD_DEFAULTS,
     SemanticVAD,

@@ -21,7 +21,7 @@ from ._engine import Engine
 from ._handlers import HandlerRegistration
 from ._link import SESSION_CAP_S, ReconnectPolicy, State
 from ._session_send import SendMethods
-from ._session_state import StateProperties
+from ._session_view import StateProperties
 from ._version import __version__
 from .config import SessionConfig
 from .conversation import Conversation

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import types
+from pathlib import Path
 from typing import Any
 
 import dashscope_rt
@@ -148,3 +150,28 @@ def test_the_blocking_calls_are_coroutines_and_the_rest_are_shared() -> None:
             assert inspect.isasyncgenfunction(other)
         else:
             assert other is sync, name
+
+
+# --- layering -----------------------------------------------------------------------------------
+
+# The protocol core (docs/architecture.md, below the line): no I/O, no threads.
+CORE = {
+    "errors", "limits", "_wire", "models", "_validators", "_turn_detection", "config",
+    "_client_events", "_payloads", "_server_events", "_decode_audio", "_decode", "_sdk_events",
+    "events", "reply", "_heard", "_notices", "_turns", "_transcript", "_requests", "_replies",
+    "_interruptions", "conversation", "history", "pricing", "_logformat",
+}  # fmt: skip
+
+
+def test_the_core_imports_only_the_core() -> None:
+    package = Path(dashscope_rt.__file__).parent
+    for name in sorted(CORE):
+        tree = ast.parse((package / f"{name}.py").read_text("utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported |= {node.module} if node.module else {a.name for a in node.names}
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                assert not (module or "").startswith("dashscope_rt"), (name, module)
+        assert imported <= CORE, (name, imported - CORE)
