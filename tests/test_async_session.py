@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from dashscope_rt import AsyncSession, Reply, SessionConfig
+from dashscope_rt.conversation import ReplyInterrupted
 from dashscope_rt.errors import AuthenticationError, InvalidType, ServerError
 from dashscope_rt.events import Closed
 from dashscope_rt.testing import ScriptedReply as SimReply
@@ -355,11 +356,15 @@ async def test_attach_player_plays_every_reply(sim: Simulator) -> None:
 
 @pytest.mark.timeout(30)
 async def test_report_interruption_marks_the_reply(sim: Simulator) -> None:
+    cut = asyncio.Event()
     async with make(sim, config=MANUAL) as s:
+        s.on(ReplyInterrupted, lambda notice: cut.set())
+        # On the loop, this may run before or after the reply ended: both are recorded.
         s.on_audio_delta(lambda ev: s.report_interruption(200.0))
-        reply = await s.ask(audio=speech(), timeout=10)
-        history = s.history
-    assert reply.interrupted and reply.played_ms == pytest.approx(200.0)
+        await s.ask(audio=speech(), timeout=10)
+        await asyncio.wait_for(cut.wait(), 10)
+        reply, history = s.last_reply, s.history
+    assert reply is not None and reply.interrupted and reply.played_ms == pytest.approx(200.0)
     assert reply.heard_transcript is not None and len(reply.heard_transcript) < len(reply.text)
     assert history[-1].interrupted
 
