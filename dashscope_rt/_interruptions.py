@@ -28,9 +28,6 @@ class Interruptions:
         never marked interrupted on the clock's guess."""
         self._replies = replies
 
-    def audio_received(self, resp: OpenResponse, nbytes: int, t: float) -> None:
-        self.playback.received(resp.id, nbytes, resp.sample_rate, t)
-
     def barge_in(self, open_responses: Sequence[OpenResponse], t: float, out: list[Notice]) -> None:
         """The user started speaking at ``t`` and the server stops what it was saying."""
         playback = self.playback

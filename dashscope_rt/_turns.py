@@ -230,12 +230,13 @@ class OpenResponse:
         self.text_done = e.text if e.text is not None else self.text
         return self.text_done, "", True
 
-    def _on_audio_delta(self, e: ev.ResponseAudioDelta, t: float) -> None:
-        if e.audio:
-            if self.first_audio_at is None:
-                self.first_audio_at = t
-            self.audio.append(e.audio)
-            self.audio_bytes += len(e.audio)
+    def add_audio(self, audio: bytes, t: float) -> None:
+        """A ``response.audio.delta``'s PCM (the conversation routes those itself: the hot
+        path)."""
+        if self.first_audio_at is None:
+            self.first_audio_at = t
+        self.audio.append(audio)
+        self.audio_bytes += len(audio)
 
     def _on_audio_done(self, e: ev.ResponseAudioDone, t: float) -> None:
         self.audio_done = True
@@ -330,7 +331,6 @@ _APPLY: dict[type, Callable[[OpenResponse, Any, float], Said | None]] = {
     ev.ResponseAudioTranscriptDone: OpenResponse._on_transcript_done,
     ev.ResponseTextDelta: OpenResponse._on_text_delta,
     ev.ResponseTextDone: OpenResponse._on_text_done,
-    ev.ResponseAudioDelta: OpenResponse._on_audio_delta,
     ev.ResponseAudioDone: OpenResponse._on_audio_done,
     ev.ResponseFunctionCallArgumentsDelta: OpenResponse._on_args_delta,
     ev.ResponseFunctionCallArgumentsDone: OpenResponse._on_args_done,

@@ -445,8 +445,12 @@ class Conversation:
             text, delta, final = said
             self._transcript.set(("assistant", resp.seq), "assistant", resp.item_id, text, final)
             self._out.append(AssistantTranscript(resp.id, resp.item_id, text, delta, final))
-        elif type(e) is ev.ResponseAudioDelta and e.audio:
-            self._interruptions.audio_received(resp, len(e.audio), t)
+
+    def _on_audio_delta(self, e: ev.ResponseAudioDelta, t: float) -> None:
+        resp = self._resp(e.response_id, t)
+        if resp is not None and e.audio:
+            resp.add_audio(e.audio, t)
+            self._interruptions.playback.received(resp.id, len(e.audio), resp.sample_rate, t)
 
     def _on_response_done(self, e: ev.ResponseDone, t: float) -> None:
         r = e.response
@@ -518,7 +522,7 @@ _HANDLERS: dict[type, Callable[[Conversation, Any, float], None]] = {
     ev.ResponseOutputItemDone: Conversation._on_response_part,
     ev.ResponseAudioTranscriptDelta: Conversation._on_response_part,
     ev.ResponseAudioTranscriptDone: Conversation._on_response_part,
-    ev.ResponseAudioDelta: Conversation._on_response_part,
+    ev.ResponseAudioDelta: Conversation._on_audio_delta,
     ev.ResponseAudioDone: Conversation._on_response_part,
     ev.ResponseTextDelta: Conversation._on_response_part,
     ev.ResponseTextDone: Conversation._on_response_part,
