@@ -68,10 +68,6 @@ def _ids(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _error(v: Any) -> ErrorDetail:
-    return ErrorDetail.from_wire(v) if type(v) is dict else ErrorDetail()
-
-
 def _session(v: Any) -> SessionInfo:
     return SessionInfo.from_wire(v) if type(v) is dict else SessionInfo()
 
@@ -109,7 +105,7 @@ def _audio_delta_slow(d: dict[str, Any]) -> ResponseAudioDelta:
 
 _BUILDERS: dict[str, _Builder] = {
     "error": lambda d: ErrorEvent(
-        event_id=_str(d.get("event_id")), error=_error(d.get("error")), raw=d
+        event_id=_str(d.get("event_id")), error=ErrorDetail.from_event(d), raw=d
     ),
     "session.created": lambda d: SessionCreated(
         event_id=_str(d.get("event_id")), session=_session(d.get("session")), raw=d
@@ -172,7 +168,7 @@ _BUILDERS: dict[str, _Builder] = {
             event_id=_str(d.get("event_id")),
             item_id=_str(d.get("item_id")),
             content_index=_int(d.get("content_index")),
-            error=_error(d.get("error")),
+            error=ErrorDetail.from_event(d),
             raw=d,
         )
     ),
