@@ -1,0 +1,162 @@
+"""What every benchmark here shares: robust statistics, CPU clocks, the no-speedups child process.
+
+Conventions (issue #17): time is CPU time (``time.thread_time`` for one thread,
+``time.process_time`` for every thread of the process), never wall time; a figure is the median
+of repeated runs with its interquartile range; a ratio is computed per repeat from runs made
+back to back (interleaved), then summarised the same way, so a busy shared machine moves both
+sides of a ratio together. Nothing here asserts a time.
+
+The optional ``speedups`` extra (pybase64) changes the cost of every base64 step, so each bench
+runs twice: in this process as installed, and in a child process where ``import pybase64`` fails
+(:func:`run_without_speedups`). Floors and peers use the same base64 library as dashscope_rt on
+each side (:func:`b64decode_fn`, :func:`b64encode_fn`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "HERE",
+    "ROOT",
+    "b64_library",
+    "b64decode_fn",
+    "b64encode_fn",
+    "emit_json",
+    "fmt_stat",
+    "have_pybase64",
+    "ratio_stats",
+    "run_without_speedups",
+    "stat",
+]
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+_MARK = "BENCH-JSON "
+
+
+def stat(values: Sequence[float], digits: int = 3) -> dict[str, Any]:
+    """Median and interquartile range (``q1``, ``q3``) of ``values``, with ``n``."""
+    vals = sorted(float(v) for v in values)
+    if not vals:
+        return {"n": 0, "median": float("nan"), "q1": float("nan"), "q3": float("nan")}
+    if len(vals) == 1:
+        q1 = med = q3 = vals[0]
+    else:
+        q1, med, q3 = statistics.quantiles(vals, n=4, method="inclusive")
+    return {
+        "n": len(vals),
+        "median": round(med, digits),
+        "q1": round(q1, digits),
+        "q3": round(q3, digits),
+    }
+
+
+def ratio_stats(mine: Sequence[float], theirs: Sequence[float], digits: int = 3) -> dict[str, Any]:
+    """:func:`stat` of the per-repeat ratios ``mine[i] / theirs[i]`` (paired, same repeat)."""
+    return stat([m / t for m, t in zip(mine, theirs, strict=True) if t > 0], digits)
+
+
+def fmt_stat(s: dict[str, Any] | None, spec: str = ".2f", unit: str = "") -> str:
+    """``median (q1-q3)`` for a table cell; ``n/a`` when missing."""
+    if not s or not s.get("n"):
+        return "n/a"
+    return f"{s['median']:{spec}}{unit} ({s['q1']:{spec}}-{s['q3']:{spec}})"
+
+
+# ---------------------------------------------------------------------------------------------
+# base64: the same library on both sides of every comparison
+
+
+def have_pybase64() -> bool:
+    """Whether pybase64 is importable here (False in a :func:`run_without_speedups` child)."""
+    try:
+        import pybase64  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def b64_library() -> str:
+    return "pybase64" if have_pybase64() else "binascii"
+
+
+def b64decode_fn() -> Callable[[str], bytes]:
+    """The fastest decode call of the library dashscope_rt uses in this process.
+
+    With pybase64 that is ``b64decode(s, validate=True)`` (its SIMD path, faster than the
+    lenient default); without it ``binascii.a2b_base64`` (``base64.b64decode`` wraps it).
+    """
+    if have_pybase64():
+        import pybase64
+
+        def decode(s: str) -> bytes:
+            return pybase64.b64decode(s, validate=True)
+
+        return decode
+    import binascii
+
+    return binascii.a2b_base64
+
+
+def b64encode_fn() -> Callable[[bytes], str]:
+    """The fastest bytes -> str encode of the library dashscope_rt uses in this process."""
+    if have_pybase64():
+        import pybase64
+
+        return pybase64.b64encode_as_string
+    import binascii
+
+    def encode(b: bytes) -> str:
+        return binascii.b2a_base64(b, newline=False).decode("ascii")
+
+    return encode
+
+
+# ---------------------------------------------------------------------------------------------
+# the no-speedups side, in a child process
+
+_CHILD = """
+import runpy, sys
+sys.modules["pybase64"] = None  # `import pybase64` raises ImportError from here on
+sys.path[:0] = [{here!r}, {root!r}]
+sys.argv = [{script!r}, *{args!r}]
+runpy.run_path({script!r}, run_name="__main__")
+"""
+
+
+def run_without_speedups(script: str, args: Sequence[str], timeout: float = 1800) -> Any:
+    """Run ``bench/<script> <args>`` where pybase64 cannot be imported; return its JSON.
+
+    The script prints its result with :func:`emit_json`; its other output goes to our stderr.
+    """
+    path = str(HERE / script)
+    code = _CHILD.format(here=str(HERE), root=str(ROOT), script=path, args=list(args))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(_MARK):
+            res = json.loads(line[len(_MARK) :])
+            if res.get("b64_library") == "pybase64":
+                raise RuntimeError(f"{script}: the no-speedups child still imported pybase64")
+            return res
+    raise RuntimeError(f"{script} {' '.join(args)} gave no result (exit {proc.returncode})")
+
+
+def emit_json(result: Any) -> None:
+    """Print ``result`` as the one machine-readable line :func:`run_without_speedups` reads."""
+    print(_MARK + json.dumps(result), flush=True)

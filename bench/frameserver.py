@@ -1,0 +1,292 @@
+"""A minimal WebSocket server in its own process that replays prepared frames: the benches' server.
+
+It speaks just enough of the protocol for every client measured here (dashscope_rt, the official
+SDK, a plain websocket-client loop): ``session.created`` on connect, ``session.updated`` echoing a
+``session.update``, ``input_audio_buffer.committed`` for a commit, and on ``response.create`` it
+sends the frames of :func:`bench_decode.build_frames` (the same frames the decode bench times),
+back to back (``pace`` 0) or one every ``pace`` seconds, from a thread of its own. The frames are
+encoded once, so the server costs little next to the client, and it runs in another process, so
+its CPU is never counted as the client's. Every received ``input_audio_buffer.append`` is
+counted and hashed, so an uplink bench can check that what was sent arrived whole and in order.
+
+:class:`FrameServer` starts it and asks it for those counts over stdin/stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+__all__ = ["FrameServer"]
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+KEY = "sk-bench-frameserver"
+
+
+def server_frame(opcode: int, payload: bytes) -> bytes:
+    """An unmasked, final frame (server to client)."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return head + payload
+
+
+def _text(obj: Any) -> bytes:
+    return server_frame(0x1, json.dumps(obj, separators=(",", ":")).encode())
+
+
+class _Conn:
+    """One client connection: a reader thread, and a streamer thread per response.create."""
+
+    def __init__(self, sock: socket.socket, number: int, reply: list[bytes], pace: float) -> None:
+        self.sock = sock
+        self.number = number
+        self.reply = reply
+        self.pace = pace  # seconds between reply frames, as set when the connection was made
+        self.lock = threading.Lock()
+        self.buf = bytearray()
+        self.appends = 0
+        self.audio_bytes = 0
+        self.sha = hashlib.sha256()
+        self.responses = 0
+        self.closed = False
+
+    def send(self, data: bytes) -> None:
+        with self.lock:
+            if not self.closed:
+                try:
+                    self.sock.sendall(data)
+                except OSError:
+                    self.closed = True
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(262144)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def handshake(self) -> None:
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        head, _, rest = bytes(self.buf).partition(b"\r\n\r\n")
+        self.buf = bytearray(rest)
+        key = b""
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"sec-websocket-key":
+                key = value.strip()
+        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+        self.sock.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        session = {"id": f"sess_bench_{self.number}", "object": "realtime.session"}
+        self.send(_text({"event_id": "event_s0", "type": "session.created", "session": session}))
+
+    def frame(self) -> tuple[int, bytes]:
+        import numpy as np
+
+        b0, b1 = self._read(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._read(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._read(8))[0]
+        key = self._read(4) if b1 & 0x80 else b""
+        data = self._read(n)
+        if key:
+            pad = np.frombuffer(key * (n // 4 + 1), dtype=np.uint8, count=n)
+            data = np.bitwise_xor(np.frombuffer(data, dtype=np.uint8), pad).tobytes()
+        return b0 & 0x0F, data
+
+    def serve(self) -> None:
+        try:
+            self.handshake()
+            while True:
+                op, data = self.frame()
+                if op == 0x8:
+                    self.send(server_frame(0x8, data[:2]))
+                    return
+                if op == 0x9:
+                    self.send(server_frame(0xA, data))
+                elif op in (0x1, 0x2):
+                    self.on_event(json.loads(data))
+        except (EOFError, OSError, ValueError):
+            return
+        finally:
+            with self.lock:
+                self.closed = True
+            self.sock.close()
+
+    def on_event(self, e: dict[str, Any]) -> None:
+        t = e.get("type")
+        if t == "input_audio_buffer.append":
+            pcm = base64.b64decode(e["audio"])
+            self.appends += 1
+            self.audio_bytes += len(pcm)
+            self.sha.update(pcm)
+        elif t == "session.update":
+            session = {"id": f"sess_bench_{self.number}", **e.get("session", {})}
+            self.send(_text({"event_id": "e1", "type": "session.updated", "session": session}))
+        elif t == "input_audio_buffer.commit":
+            item = f"item_bench_{self.number}_{self.appends}"
+            done = {"event_id": "e2", "type": "input_audio_buffer.committed", "item_id": item}
+            self.send(_text(done))
+        elif t == "response.create":
+            self.responses += 1
+            threading.Thread(target=self.stream, daemon=True).start()
+
+    def stream(self) -> None:
+        pace = self.pace
+        if pace <= 0:
+            self.send(b"".join(self.reply))
+            return
+        due = time.monotonic()
+        for frame in self.reply:
+            self.send(frame)
+            due += pace
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "session": f"sess_bench_{self.number}",
+            "appends": self.appends,
+            "audio_bytes": self.audio_bytes,
+            "audio_sha256": self.sha.hexdigest(),
+            "responses": self.responses,
+        }
+
+
+def _serve(turns: int, pace: float) -> None:
+    from bench_decode import build_frames
+
+    reply = [server_frame(0x1, f.encode()) for f in build_frames(turns=turns)]
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    conns: list[_Conn] = []
+    lock = threading.Lock()
+
+    def accept() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with lock:
+                conn = _Conn(sock, len(conns), reply, pace)
+                conns.append(conn)
+            threading.Thread(target=conn.serve, daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    print(json.dumps({"port": listener.getsockname()[1], "frames": len(reply)}), flush=True)
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd.startswith("pace "):  # for the connections made from now on
+            pace = float(cmd.split()[1])
+            print("{}", flush=True)
+        elif cmd == "stats":
+            with lock:
+                print(json.dumps([c.stats() for c in conns]), flush=True)
+        elif cmd == "reset":
+            with lock:
+                conns.clear()
+            print("{}", flush=True)
+        elif cmd == "quit":
+            break
+    listener.close()
+
+
+class FrameServer:
+    """:mod:`frameserver` in a child process: ``url``, ``api_key``, ``frames`` per reply.
+
+    ``ask("pace 0.001")`` sets the pace of the connections made afterwards.
+    """
+
+    def __init__(self, *, turns: int = 10, pace: float = 0.0) -> None:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--turns", str(turns)]
+        cmd += ["--pace", str(pace)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])}
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the frame server did not start")
+        info = json.loads(line)
+        self.port = int(info["port"])
+        self.frames = int(info["frames"])
+        self.turns = turns
+        self.url = f"ws://127.0.0.1:{self.port}/api-ws/v1/realtime"
+        self.api_key = KEY
+        self._lock = threading.Lock()
+
+    def ask(self, cmd: str) -> Any:
+        with self._lock:
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            self.proc.stdin.write(cmd + "\n")
+            self.proc.stdin.flush()
+            return json.loads(self.proc.stdout.readline())
+
+    def cpu_seconds(self) -> float:
+        import psutil
+
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return float(t.user + t.system)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> FrameServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--pace", type=float, default=0.0)
+    args = parser.parse_args()
+    _serve(args.turns, args.pace)
+
+
+if __name__ == "__main__":
+    main()
