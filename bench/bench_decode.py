@@ -49,7 +49,7 @@ def _id(prefix: str, rng: random.Random) -> str:
     return prefix + "".join(rng.choice(alphabet) for _ in range(21))
 
 
-def build_frames(turns: int = 20, seed: int = 1) -> list[str]:
+def build_frames(turns: int = 20, seed: int = 1, deltas: int = 90) -> list[str]:
     """Realistic server frames: per turn 90 audio deltas, 6 transcript deltas, 6 controls."""
     rng = random.Random(seed)
     frames: list[str] = []
@@ -74,7 +74,7 @@ def build_frames(turns: int = 20, seed: int = 1) -> list[str]:
                 },
             }
         )
-        for k in range(90):
+        for k in range(deltas):
             if k % 15 == 5:
                 add({"type": "response.audio_transcript.delta", **ids, "delta": "有什么可以帮你"})
             pcm = rng.randbytes(PCM_BYTES)

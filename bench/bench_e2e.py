@@ -2,8 +2,8 @@
 
 The server (:mod:`frameserver`, another process) sends the frames of ``bench_decode`` (89 % audio
 deltas) after a ``response.create``, either back to back (``burst``: the client reads them as
-fast as it can) or one every millisecond (``paced``: every frame arrives on its own and wakes the
-client, as over a network). Each client must hand every event, audio decoded, to a no-op
+fast as it can) or an audio delta every millisecond (``paced``: frames arrive one by one and wake
+the client, as over a network). Each client must hand every event, audio decoded, to a no-op
 handler. Measured: ``time.process_time()`` of the client process (every thread) from sending
 ``response.create`` to its handler seeing the last ``response.done``, divided by the frames.
 

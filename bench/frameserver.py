@@ -4,10 +4,13 @@ It speaks just enough of the protocol for every client measured here (dashscope_
 SDK, a plain websocket-client loop): ``session.created`` on connect, ``session.updated`` echoing a
 ``session.update``, ``input_audio_buffer.committed`` for a commit, and on ``response.create`` it
 sends the frames of :func:`bench_decode.build_frames` (the same frames the decode bench times),
-back to back (``pace`` 0) or one every ``pace`` seconds, from a thread of its own. The frames are
-encoded once, so the server costs little next to the client, and it runs in another process, so
-its CPU is never counted as the client's. Every received ``input_audio_buffer.append`` is
-counted and hashed, so an uplink bench can check that what was sent arrived whole and in order.
+back to back (``pace`` 0) or ``pace`` seconds after each audio delta (the other frames follow
+at once), from a thread of its own. Paced audio deltas carry their send time as their event id
+(``t<time.monotonic()>``; CLOCK_MONOTONIC is system-wide), so a client can measure server send
+-> handler. Frames are encoded once (only the id is spliced in), so the server costs little next
+to the client, and it runs in another process, so its CPU is never counted as the client's.
+Every received ``input_audio_buffer.append`` is counted and hashed, so an uplink bench can check
+that what was sent arrived whole and in order.
 
 :class:`FrameServer` starts it and asks it for those counts over stdin/stdout.
 """
@@ -54,10 +57,36 @@ def _text(obj: Any) -> bytes:
     return server_frame(0x1, json.dumps(obj, separators=(",", ":")).encode())
 
 
+class _Reply:
+    """The frames of one reply: encoded whole, and as (is audio, text after the event id)."""
+
+    def __init__(self, frames: list[str]) -> None:
+        self.whole = b"".join(server_frame(0x1, f.encode()) for f in frames)
+        self.parts: list[tuple[bool, str]] = []
+        for f in frames:
+            d = json.loads(f)
+            del d["event_id"]
+            rest = json.dumps(d, ensure_ascii=False)[1:]  # as build_frames writes them
+            self.parts.append((d["type"] == "response.audio.delta", rest))
+        self.frames = len(frames)
+
+    def paced(self, pace: float) -> Any:
+        """Yield each frame as it is due, audio deltas stamped with their send time."""
+        due = time.monotonic()
+        for k, (audio, rest) in enumerate(self.parts):
+            eid = f"t{time.monotonic():.6f}" if audio else f"event_{k}"
+            yield server_frame(0x1, ('{"event_id": "' + eid + '", ' + rest).encode())
+            if audio:
+                due += pace
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+
+
 class _Conn:
     """One client connection: a reader thread, and a streamer thread per response.create."""
 
-    def __init__(self, sock: socket.socket, number: int, reply: list[bytes], pace: float) -> None:
+    def __init__(self, sock: socket.socket, number: int, reply: _Reply, pace: float) -> None:
         self.sock = sock
         self.number = number
         self.reply = reply
@@ -163,17 +192,13 @@ class _Conn:
             threading.Thread(target=self.stream, daemon=True).start()
 
     def stream(self) -> None:
-        pace = self.pace
-        if pace <= 0:
-            self.send(b"".join(self.reply))
+        if self.pace <= 0:
+            self.send(self.reply.whole)
             return
-        due = time.monotonic()
-        for frame in self.reply:
+        for frame in self.reply.paced(self.pace):
+            if self.closed:
+                return
             self.send(frame)
-            due += pace
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -185,10 +210,10 @@ class _Conn:
         }
 
 
-def _serve(turns: int, pace: float) -> None:
+def _serve(turns: int, deltas: int, pace: float) -> None:
     from bench_decode import build_frames
 
-    reply = [server_frame(0x1, f.encode()) for f in build_frames(turns=turns)]
+    reply = _Reply(build_frames(turns=turns, deltas=deltas))
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     conns: list[_Conn] = []
     lock = threading.Lock()
@@ -206,7 +231,7 @@ def _serve(turns: int, pace: float) -> None:
             threading.Thread(target=conn.serve, daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
-    print(json.dumps({"port": listener.getsockname()[1], "frames": len(reply)}), flush=True)
+    print(json.dumps({"port": listener.getsockname()[1], "frames": reply.frames}), flush=True)
     for line in sys.stdin:
         cmd = line.strip()
         if cmd.startswith("pace "):  # for the connections made from now on
@@ -227,12 +252,13 @@ def _serve(turns: int, pace: float) -> None:
 class FrameServer:
     """:mod:`frameserver` in a child process: ``url``, ``api_key``, ``frames`` per reply.
 
-    ``ask("pace 0.001")`` sets the pace of the connections made afterwards.
+        ``ask("pace 0.001")`` sets the pace of the connections made afterwards; ``ask("stats")`` lists
+    what each connection received; ``cpu_seconds()`` is the server's CPU so far.
     """
 
-    def __init__(self, *, turns: int = 10, pace: float = 0.0) -> None:
+    def __init__(self, *, turns: int = 10, deltas: int = 90, pace: float = 0.0) -> None:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--turns", str(turns)]
-        cmd += ["--pace", str(pace)]
+        cmd += ["--deltas", str(deltas), "--pace", str(pace)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])}
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
@@ -283,9 +309,10 @@ class FrameServer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--deltas", type=int, default=90, help="audio deltas per turn")
     parser.add_argument("--pace", type=float, default=0.0)
     args = parser.parse_args()
-    _serve(args.turns, args.pace)
+    _serve(args.turns, args.deltas, args.pace)
 
 
 if __name__ == "__main__":
