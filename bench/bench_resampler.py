@@ -72,7 +72,7 @@ def _mono_f32(x: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     if x.dtype == np.int16:
         f *= np.float32(1 / 32768)
     if f.ndim == 2:
-        m = f[:, 0].copy()
+        m: npt.NDArray[np.float32] = f[:, 0].copy()
         for c in range(1, f.shape[1]):
             m += f[:, c]
         m *= np.float32(1 / f.shape[1])
