@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from dashscope_rt import events as ev
-from dashscope_rt._engine import percentile
+from dashscope_rt._dispatch import percentile
 from dashscope_rt.config import SessionConfig
 from dashscope_rt.session import Session
 from dashscope_rt.testing import Simulator, synthesize

@@ -79,8 +79,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, con: Console) -> int:
     from .config import SessionConfig
-    from .conversation import Reply
     from .errors import RealtimeError
+    from .reply import Reply
     from .session import Session
     from .testing import Simulator, speech_duration_s, synthesize
 

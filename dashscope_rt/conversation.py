@@ -16,25 +16,17 @@ After ``response.cancel`` (or a barge-in) some models never send ``response.done
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import logging
 import time
-import wave
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from . import events as ev
 from .models import ModelInfo
-from .tools import parse_arguments
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
+from .reply import HistoryEntry, Reply, ToolCall, TurnMetrics
 
 __all__ = [
     "AssistantTranscript",
@@ -42,179 +34,17 @@ __all__ = [
     "ConfigApplied",
     "Conversation",
     "CreateFailed",
-    "HistoryEntry",
     "Notice",
-    "Reply",
     "ResponseFinished",
     "ResponseStarted",
     "SessionReady",
-    "ToolCall",
     "ToolCallsReady",
-    "TurnMetrics",
     "UserTranscript",
 ]
 
 log = logging.getLogger("dashscope_rt.conversation")
 
 _FINISHED_IDS_KEPT = 256
-
-
-# --- value objects ---------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class ToolCall:
-    """One function call requested by the model (``arguments`` is the raw JSON text)."""
-
-    call_id: str
-    name: str
-    arguments: str = ""
-    response_id: str | None = None
-    item_id: str | None = None
-
-    def parsed_arguments(self) -> dict[str, Any]:
-        """``arguments`` as a dict (leading space tolerated, ``{}`` when empty).
-
-        Raises :class:`~dashscope_rt.errors.InvalidInput` (a ``ToolArgumentsError``) naming the
-        tool and the raw text when it is not a JSON object.
-        """
-        return parse_arguments(self.arguments, tool=self.name)
-
-
-def _ms(start: float | None, end: float | None) -> float | None:
-    if start is None or end is None or end < start:
-        return None  # not measured, or events arrived out of order
-    return (end - start) * 1000.0
-
-
-@attrs.frozen(kw_only=True)
-class TurnMetrics:
-    """Timestamps of one response on the conversation's monotonic clock, and derived latencies.
-
-    A timestamp is None when its event did not happen (no ``speech_stopped`` in manual mode, no
-    audio in a text-only reply, ...); the derived values are then None too.
-    """
-
-    response_id: str | None = None
-    status: str | None = None
-    speech_stopped_at: float | None = None
-    committed_at: float | None = None
-    response_created_at: float | None = None
-    first_text_at: float | None = None
-    first_audio_at: float | None = None
-    done_at: float | None = None
-    audio_bytes: int = 0
-    sample_rate: int = 24000
-    usage: ev.Usage | None = None
-
-    @property
-    def speech_end_to_first_audio_ms(self) -> float | None:
-        """User stopped speaking (VAD) -> first audio of the answer: the latency users feel."""
-        return _ms(self.speech_stopped_at, self.first_audio_at)
-
-    @property
-    def committed_to_first_audio_ms(self) -> float | None:
-        """Input committed -> first audio (the manual-mode counterpart of the above)."""
-        return _ms(self.committed_at, self.first_audio_at)
-
-    @property
-    def created_to_first_text_ms(self) -> float | None:
-        """``response.created`` -> first text or transcript delta."""
-        return _ms(self.response_created_at, self.first_text_at)
-
-    @property
-    def created_to_first_audio_ms(self) -> float | None:
-        """``response.created`` -> first audio delta."""
-        return _ms(self.response_created_at, self.first_audio_at)
-
-    @property
-    def total_ms(self) -> float | None:
-        """``response.created`` -> end of the response."""
-        return _ms(self.response_created_at, self.done_at)
-
-    @property
-    def audio_out_ms(self) -> float:
-        """Duration of the audio received for this response."""
-        if self.sample_rate <= 0:
-            return 0.0
-        return (self.audio_bytes // 2) * 1000.0 / self.sample_rate
-
-
-@attrs.frozen(kw_only=True, repr=False)
-class Reply:
-    """A finished response: text, transcript, PCM16LE mono audio, usage, tool calls, metrics."""
-
-    response_id: str | None
-    status: str
-    text: str = ""
-    transcript: str = ""
-    audio: bytes = b""
-    sample_rate: int = 24000
-    usage: ev.Usage | None = None
-    metrics: TurnMetrics = attrs.field(factory=TurnMetrics)
-    tool_calls: tuple[ToolCall, ...] = ()
-    user_transcript: str | None = None
-    response: ev.Response | None = None
-    """The ``response.done`` payload (None when the response ended without one)."""
-
-    @property
-    def duration(self) -> float:
-        """Audio duration in seconds."""
-        return (len(self.audio) // 2) / self.sample_rate if self.sample_rate > 0 else 0.0
-
-    @property
-    def samples(self) -> npt.NDArray[np.int16]:
-        """The audio as a read-only numpy int16 array (a view, no copy)."""
-        import numpy as np
-
-        usable = len(self.audio) - len(self.audio) % 2
-        return np.frombuffer(self.audio, dtype="<i2", count=usable // 2)
-
-    def to_wav(self) -> bytes:
-        """The audio as a complete WAV file (mono, 16-bit)."""
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(self.sample_rate)
-            w.writeframes(self.audio[: len(self.audio) - len(self.audio) % 2])
-        return buf.getvalue()
-
-    def _repr_html_(self) -> str:
-        parts = ["<div>"]
-        if self.audio:
-            data = base64.b64encode(self.to_wav()).decode("ascii")
-            parts.append(f'<audio controls src="data:audio/wav;base64,{data}"></audio>')
-        if self.text:
-            parts.append(f"<p>{html.escape(self.text)}</p>")
-        for call in self.tool_calls:
-            parts.append(
-                f"<p><code>{html.escape(call.name)}({html.escape(call.arguments.strip())})</code></p>"
-            )
-        parts.append(
-            f"<small>{html.escape(self.status)}"
-            + (f", {self.duration:.1f} s audio" if self.audio else "")
-            + "</small></div>"
-        )
-        return "".join(parts)
-
-    def __repr__(self) -> str:
-        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        extra = f", tool_calls={len(self.tool_calls)}" if self.tool_calls else ""
-        return (
-            f"Reply(response_id={self.response_id!r}, status={self.status!r}, text={text!r},"
-            f" audio={self.duration:.2f}s@{self.sample_rate}Hz{extra})"
-        )
-
-
-@attrs.frozen(kw_only=True)
-class HistoryEntry:
-    """One line of the conversation transcript."""
-
-    role: str  # "user" | "assistant"
-    item_id: str | None
-    text: str
-    final: bool
 
 
 # --- notices ---------------------------------------------------------------------------------
@@ -431,6 +261,7 @@ class Conversation:
         self._pending_create_id: str | None = None
         self._pending_since: float | None = None
         self._cancel_event_id: str | None = None
+        self._cancel_sent_at: float | None = None
         self._cancel_next: float | None = None
         self._open: dict[str | None, _Response] = {}
         self._finished: deque[str | None] = deque(maxlen=_FINISHED_IDS_KEPT)
@@ -566,6 +397,7 @@ class Conversation:
             self._pending_since = t
         elif kind == "response.cancel":
             self._cancel_event_id = eid
+            self._cancel_sent_at = t
             for resp in self._open.values():
                 if resp.cancel_at is None:
                     resp.cancel_at = t
@@ -882,29 +714,39 @@ class Conversation:
         self._finish(resp, t, r.status or "completed", r)
 
     def _on_error(self, e: ev.ErrorEvent, t: float) -> None:
+        # The protocol does not say which request an error refuses, except through the optional
+        # error.event_id. Without one, the error is taken as the refusal of the oldest request
+        # still waiting for its answer (the server answers client events in order): a pending
+        # response.create, or a response.cancel whose response has not ended.
         err = e.error
-        message = err.message or ""
-        lowered = message.lower()
-        code = err.code or ""
-        if self.response_pending and (
-            (err.event_id is not None and err.event_id == self._pending_create_id)
-            or (
-                err.event_id is None
-                and ("active response" in lowered or code.endswith("active_response"))
-                and "none active" not in lowered
-            )
-        ):
-            eid = self._pending_create_id
+        eid = err.event_id
+        create = self._pending_since if self.response_pending else None
+        cancel = self._cancel_sent_at if self._cancel_outstanding() else None
+        if eid is not None:
+            refuses_create = eid == self._pending_create_id and create is not None
+            refuses_cancel = eid == self._cancel_event_id and cancel is not None
+        else:
+            refuses_create = create is not None and (cancel is None or create < cancel)
+            refuses_cancel = cancel is not None and not refuses_create
+        if refuses_create:
+            pending_id = self._pending_create_id
             self._clear_pending()
-            self._out.append(CreateFailed(eid, message))
-        if (err.event_id is not None and err.event_id == self._cancel_event_id) or (
-            "none active response" in lowered or code == "response_cancel_not_active"
-        ):
+            self._out.append(CreateFailed(pending_id, err.message or ""))
+        if refuses_cancel:
             # The cancel found nothing to cancel: whatever we think is running has ended.
             self._cancel_next = None
+            self._cancel_sent_at = None
             for resp in list(self._open.values()):
                 if resp.cancel_at is not None:
                     self._finish(resp, t, "cancelled")
+
+    def _cancel_outstanding(self) -> bool:
+        """A response.cancel was sent and what it cancels has not ended yet."""
+        if self._cancel_sent_at is None:
+            return False
+        return self._cancel_next is not None or any(
+            r.cancel_at is not None for r in self._open.values()
+        )
 
     # --- ending responses ---
 

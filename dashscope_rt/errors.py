@@ -4,7 +4,13 @@
 
     RealtimeError                      base of everything raised here
     ├── InvalidInput (ValueError)      bad argument or config value; names the field and the range
-    │   └── UnsupportedByModel         valid in general, but not for this model
+    │   ├── InvalidType (TypeError)    an argument of the wrong type (names what is accepted)
+    │   ├── UnknownName (LookupError)  a name the SDK does not know (model, tool, ...)
+    │   ├── UnsupportedByModel         valid in general, but not for this model
+    │   └── ToolArgumentsError         the model's arguments do not fit a tool's parameters
+    ├── UsageError (RuntimeError)      the SDK was used in a way that cannot work
+    │   └── BlockingCallInHandler      a blocking method called from a handler (it would deadlock)
+    ├── SendBacklogFull (BufferError)  more is queued to send than ``send_backlog_bytes`` allows
     ├── TransportError                 the WebSocket connection failed or ended
     │   ├── ConnectError               could not open the connection
     │   │   ├── NameResolutionError    DNS lookup failed
@@ -17,6 +23,7 @@
     ├── Timeout (TimeoutError)         a blocking call ran out of time
     ├── ProtocolError                  a frame that is not a valid protocol message
     ├── ServerError                    an ``error`` event from the service (type, code, param, ...)
+    ├── MissingExtra (ImportError)     an optional feature whose extra is not installed
     └── SessionClosed (RuntimeError)   the session is closed; nothing more can be sent
 
 No message or attribute here ever holds the API key.
@@ -28,21 +35,28 @@ from typing import Any
 
 __all__ = [
     "AuthenticationError",
+    "BlockingCallInHandler",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionClosed",
     "ConnectionRefused",
     "HandshakeError",
     "InvalidInput",
+    "InvalidType",
+    "MissingExtra",
     "NameResolutionError",
     "ProtocolError",
     "RealtimeError",
+    "SendBacklogFull",
     "ServerError",
     "SessionClosed",
     "TLSError",
     "Timeout",
+    "ToolArgumentsError",
     "TransportError",
+    "UnknownName",
     "UnsupportedByModel",
+    "UsageError",
 ]
 
 
@@ -54,6 +68,14 @@ class InvalidInput(RealtimeError, ValueError):
     """An argument or configuration value is invalid; the message names the field and the range."""
 
 
+class InvalidType(InvalidInput, TypeError):
+    """An argument has the wrong type; the message names it and what would be accepted."""
+
+
+class UnknownName(InvalidInput, LookupError):
+    """A name (of a model, a tool, ...) that the SDK does not know; the message lists the known."""
+
+
 class UnsupportedByModel(InvalidInput):
     """The request is valid in general but the selected model does not support it."""
 
@@ -61,6 +83,53 @@ class UnsupportedByModel(InvalidInput):
         super().__init__(message)
         self.model = model
         self.feature = feature
+
+
+class ToolArgumentsError(InvalidInput):
+    """The model's arguments for a tool are not valid JSON or do not fit the tool's parameters.
+
+    Raised the same way whether the arguments are parsed by ``Tool.invoke``,
+    ``ToolCall.parsed_arguments`` or the session's tool runner.
+    """
+
+    def __init__(self, message: str, *, tool: str = "", arguments: Any = None) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.arguments = arguments
+
+
+class UsageError(RealtimeError, RuntimeError):
+    """The SDK was called in a way that cannot work (the message says what to do instead)."""
+
+
+class BlockingCallInHandler(UsageError):
+    """A blocking method (``ask``, ``wait``, ...) was called from a handler.
+
+    Handlers run on the session's dispatcher thread, which is the thread that would deliver
+    the events the call waits for: it would wait forever.
+    """
+
+
+class SendBacklogFull(RealtimeError, BufferError):
+    """More data is queued for sending than ``send_backlog_bytes`` allows.
+
+    A local condition (the network is slower than the data sent, or the link is stalled); the
+    connection itself is still open and nothing already queued is lost.
+    """
+
+    def __init__(self, message: str, *, backlog: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.backlog = backlog
+        self.limit = limit
+
+
+class MissingExtra(RealtimeError, ImportError):
+    """An optional feature needs a package that is not installed; the message gives the pip
+    command (``pip install 'dashscope-rt[extra]'``)."""
+
+    def __init__(self, message: str, *, extra: str = "") -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class TransportError(RealtimeError):
@@ -157,7 +226,9 @@ class ProtocolError(RealtimeError):
 class ServerError(RealtimeError):
     """An ``error`` event sent by the service.
 
-    ``fatal`` is True for errors after which the service closes the session.
+    The protocol has no "fatal" flag: an error is reported at once with ``fatal=False``, and
+    ``fatal`` becomes True when the server closes the connection right after it (the session's
+    :class:`~dashscope_rt.Closed` and ``wait()`` then carry this error).
     """
 
     def __init__(

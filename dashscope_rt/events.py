@@ -4,7 +4,9 @@ Server events are frozen attrs classes built by :func:`decode`; every one keeps 
 object in ``raw`` (left out of ``==`` and ``repr``). Unknown types become :class:`UnknownEvent`, the
 older DashScope ``choices`` reply shape becomes :class:`LegacyChoices`. Decoding never raises
 anything but :class:`~dashscope_rt.errors.ProtocolError`; missing or wrong-typed fields read as
-``None``. Client events are encoded to compact JSON text by :func:`encode`.
+``None``. Client events are encoded to compact JSON text by :func:`encode`. The SDK's own events
+(:class:`Closed`, :class:`Reconnecting`, :class:`Reconnected`, :class:`SessionExpiring`) are here
+too: :data:`SessionEvent` is everything a session's ``events()`` yields.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
 from .errors import InvalidInput, ProtocolError
 
 try:  # optional SIMD base64, ~10x faster on audio frames: pip install "dashscope-rt[speedups]"
@@ -30,6 +33,7 @@ except ImportError:  # the stdlib's binascii does the same work, slower
 __all__ = [
     "SERVER_EVENT_TYPES",
     "ClientEvent",
+    "Closed",
     "ContentPart",
     "ConversationItemCreate",
     "ConversationItemCreated",
@@ -48,6 +52,8 @@ __all__ = [
     "InputImageBufferAppend",
     "Item",
     "LegacyChoices",
+    "Reconnected",
+    "Reconnecting",
     "Response",
     "ResponseAudioDelta",
     "ResponseAudioDone",
@@ -65,8 +71,11 @@ __all__ = [
     "ResponseOutputItemDone",
     "ResponseTextDelta",
     "ResponseTextDone",
+    "SdkEvent",
     "ServerEvent",
     "SessionCreated",
+    "SessionEvent",
+    "SessionExpiring",
     "SessionFinish",
     "SessionFinished",
     "SessionInfo",
@@ -774,6 +783,12 @@ ServerEvent = (
     | UnknownEvent
     | LegacyChoices
 )
+
+SdkEvent = Closed | Reconnecting | Reconnected | SessionExpiring
+"""The SDK's own events (no wire form): the session ended, a redial, the 120-minute cap."""
+
+SessionEvent = ServerEvent | SdkEvent
+"""What ``Session.events()`` yields and ``Session.on_event`` handlers receive."""
 
 # --------------------------------------------------------------------------------------------
 # Decoding

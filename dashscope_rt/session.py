@@ -1,6 +1,6 @@
 """``Session``: one live conversation with a Qwen-Omni-Realtime model, from plain threads.
 
-Threads (see :mod:`dashscope_rt._engine`): a *reader* reads and decodes frames, a *dispatcher*
+Threads (see ``docs/architecture.md``): a *reader* reads and decodes frames, a *dispatcher*
 calls your handlers one at a time in arrival order, a *sender* writes queued frames, and a small
 pool runs tools. Your handlers run on the dispatcher thread, never on the reader, so a slow
 handler delays later handlers but never the connection (reads, pings).
@@ -8,60 +8,33 @@ handler delays later handlers but never the connection (reads, pings).
 
 from __future__ import annotations
 
-import inspect
-import logging
 import os
-import threading
-import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, overload
-
-import attrs
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from . import events as ev
-from ._engine import Engine, ReconnectPolicy, State
-from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
+from ._ask import Asker
+from ._engine import Engine
+from ._handlers import HandlerRegistration
+from ._link import ReconnectPolicy, State
 from ._version import __version__
 from .config import SessionConfig
-from .conversation import HistoryEntry, Reply, TurnMetrics
-from .errors import InvalidInput, SessionClosed, Timeout, UnsupportedByModel
+from .errors import (
+    BlockingCallInHandler,
+    InvalidInput,
+    InvalidType,
+    SessionClosed,
+    Timeout,
+    UnsupportedByModel,
+)
+from .events import Closed
 from .models import ModelInfo, get_model
+from .reply import HistoryEntry, Reply, TurnMetrics
 from .tools import Tool, as_tools
 from .transport import build_url, redact_url
 
-__all__ = [
-    "Closed",
-    "ReconnectPolicy",
-    "Reconnected",
-    "Reconnecting",
-    "Session",
-    "SessionExpiring",
-]
-
-log = logging.getLogger("dashscope_rt.session")
-
-F = TypeVar("F", bound=Callable[..., Any])
-EventKey = str | type
-
-_IMAGE_B64_LIMIT = 256 * 1024
-_SILENCE_BEFORE_IMAGE_MS = 200
-_VAD_TAIL_EXTRA_MS = 400
-
-ReconnectPolicy.__module__ = __name__
-for _cls in (Closed, Reconnected, Reconnecting, SessionExpiring):
-    _cls.__module__ = __name__
-
-
-def _positional_params(fn: Callable[..., Any]) -> int:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
-        return 1
-    return sum(1 for p in params if p.kind in kinds)
+__all__ = ["Session"]
 
 
 class _Secret(str):
@@ -71,7 +44,7 @@ class _Secret(str):
         return "'***'"
 
 
-class Session:
+class Session(HandlerRegistration):
     """A realtime session with a Qwen-Omni model.
 
     ::
@@ -87,14 +60,14 @@ class Session:
     from a handler, a tool or an audio callback. Send methods (``append_audio``, ``commit``,
     ``create_response``, ...) only encode and queue: they never wait for the network. Handlers
     run one at a time, in arrival order, on the session's dispatcher thread. ``ask()``,
-    ``update(wait=True)`` and ``end()`` block; do not call them from a handler (they would wait
-    for events that the same thread has to deliver; ``ask`` raises, ``update`` does not wait).
+    ``wait()``, ``update(wait=True)`` and ``end()`` block; from a handler ``ask`` and ``wait``
+    raise :class:`~dashscope_rt.errors.BlockingCallInHandler`, ``update`` and ``end`` do not wait.
 
     **Errors.** A handler that raises is reported to the ``on_error`` handlers (default: logged
     with its traceback) and the session goes on; ``handler_errors="raise"`` makes it end the
     session instead, and :meth:`wait` re-raises it. Server ``error`` events reach ``on_error`` as
-    :class:`~dashscope_rt.errors.ServerError`; only those after which the server closes the
-    connection end the session (``ServerError.fatal``).
+    :class:`~dashscope_rt.errors.ServerError`; when the server closes the connection right after
+    one, that error ended the session (``ServerError.fatal``) and :meth:`wait` raises it.
 
     **Options.** ``workspace`` sends ``X-DashScope-WorkSpace``. ``tools`` takes plain functions
     (schema from type hints and docstring), :func:`~dashscope_rt.tools.tool`-decorated ones or
@@ -104,9 +77,9 @@ class Session:
     default). ``ca_file``/``ssl_context``: TLS trust (verified by default). ``record_to``: a
     directory for a WAV of what was sent, a WAV of what came back and a JSONL event log.
     ``send_backlog_bytes``: queued-but-unsent limit, beyond which sends raise
-    ``TransportError``. ``expiry_warning``: seconds before the 120-minute cap to emit
-    :class:`SessionExpiring`. Threads are daemons named ``dashscope_rt-{reader,dispatch,sender,
-    tool}-N``.
+    :class:`~dashscope_rt.errors.SendBacklogFull`. ``expiry_warning``: seconds before the
+    120-minute cap to emit :class:`~dashscope_rt.events.SessionExpiring`. Threads are daemons
+    named ``dashscope_rt-{reader,dispatch,sender,tool}-N``.
     """
 
     def __init__(
@@ -158,15 +131,14 @@ class Session:
         headers.update(extra_headers or {})
         cfg = config if config is not None else SessionConfig()
         if not isinstance(cfg, SessionConfig):
-            raise InvalidInput(f"config must be a SessionConfig, got {type(cfg).__name__}")
-        declared = as_tools(tools)
+            raise InvalidType(f"config must be a SessionConfig, got {type(cfg).__name__}")
         self._engine = Engine(
             model=info,
             url=full_url,
             headers=headers,
             region=None if url is not None else region,
             config=cfg,
-            tools=declared,
+            tools=as_tools(tools),
             connect_timeout=connect_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -180,13 +152,13 @@ class Session:
             expiry_warning=expiry_warning,
             tool_workers=tool_workers,
         )
-        self._engine.wire_session()  # refuse what the model cannot do now, not at connect
-        self._ask_lock = threading.Lock()
+        self._engine.settings.wire_session()  # refuse what the model cannot do now, not at connect
+        self._asker = Asker(self._engine)
         self._finalizer = weakref.finalize(self, self._engine.close, 1000, "", 1.0)
 
     def __repr__(self) -> str:
         e = self._engine
-        sid = f" id={e.session_id}" if e.session_id else ""
+        sid = f" id={e.settings.session_id}" if e.settings.session_id else ""
         return f"<Session {e.model.name} {e.state.value}{sid} url={redact_url(e.url)!r}>"
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -222,25 +194,28 @@ class Session:
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the session is closed; re-raise the error that ended it, if any."""
-        if self._engine.on_dispatcher():
-            raise RuntimeError("wait() cannot run in a handler: the session ends after it")
-        if not self._engine.closed_event.wait(timeout):
+        e = self._engine
+        if e.on_dispatcher():
+            raise BlockingCallInHandler(
+                "wait() cannot run in a handler: the session ends after the handler returns"
+            )
+        if not e.closed_event.wait(timeout):
             raise Timeout(f"the session is still open after {timeout} s")
-        self._engine.close()
-        if self._engine.fatal is not None:
-            raise self._engine.fatal
+        e.close()
+        if e.fatal is not None:
+            raise e.fatal
 
     def end(self, timeout: float = 5.0) -> None:
         """Finish politely: ``session.finish`` where the model takes it, wait, then close.
 
         Waits for ``session.finished``, an ``error`` or the server's close, at most ``timeout``
-        seconds. Models known to reject ``session.finish`` are simply closed.
+        seconds (not from a handler). Models known to reject ``session.finish`` are simply closed.
         """
         e = self._engine
         if e.state in (State.OPEN, State.RECONNECTING) and e.model.session_finish is not False:
             event = ev.SessionFinish(event_id=ev.new_event_id())
             assert event.event_id is not None
-            done = e.set_finish_waiter(event.event_id)
+            done = e.waiters.set_finish(event.event_id)
             try:
                 e.send_event(event)
             except SessionClosed:
@@ -249,114 +224,6 @@ class Session:
                 if not e.on_dispatcher():
                     done.wait(timeout)
         self.close()
-
-    # -- handler registration ----------------------------------------------------------------------
-
-    @overload
-    def on(self, event: EventKey) -> Callable[[F], F]: ...
-
-    @overload
-    def on(self, event: EventKey, fn: F) -> F: ...
-
-    def on(self, event: EventKey, fn: F | None = None) -> Any:
-        """Call ``fn(ev)`` for each event of a wire type (``"response.done"``) or class.
-
-        Also accepts the SDK's own classes: :class:`Closed`, :class:`Reconnecting`,
-        :class:`Reconnected`, :class:`SessionExpiring`, and the conversation's notices
-        (``Reply``, ``TurnMetrics`` is inside ``Reply.metrics``). Use as a decorator or a call.
-        """
-        if not isinstance(event, (str, type)):
-            raise InvalidInput(f"event must be a type string or a class, got {event!r}")
-
-        def register(f: F) -> F:
-            self._engine.add_handler(event, f)
-            return f
-
-        return register if fn is None else register(fn)
-
-    def on_event(self, fn: F) -> F:
-        """Call ``fn(ev)`` for every server event and every SDK event (Closed, Reconnecting...)."""
-        self._engine.add_handler("*", fn)
-        return fn
-
-    def off(self, event: EventKey | Callable[..., Any] | None = None, fn: Any = None) -> int:
-        """Unregister: ``off(fn)``, ``off("response.done")``, ``off(key, fn)``; returns a count.
-
-        ``off()`` removes every handler.
-        """
-        if event is not None and not isinstance(event, (str, type)) and fn is None:
-            fn, event = event, None
-        if isinstance(event, str) and event in ("error", "tool_call"):
-            return self._engine.remove_handlers(event, fn)
-        removed = self._engine.remove_handlers(event, fn)
-        return removed
-
-    def on_audio_delta(self, fn: F) -> F:
-        """``fn(ev)`` for each ``response.audio.delta``: ``ev.audio`` is PCM16LE mono bytes."""
-        return self.on(ev.ResponseAudioDelta, fn)
-
-    def on_text_delta(self, fn: F) -> F:
-        """``fn(ev)`` for each ``response.text.delta`` (text-only output): ``ev.delta``."""
-        return self.on(ev.ResponseTextDelta, fn)
-
-    def on_transcript_delta(self, fn: F) -> F:
-        """``fn(ev)`` for each ``response.audio_transcript.delta``: text of the spoken answer."""
-        return self.on(ev.ResponseAudioTranscriptDelta, fn)
-
-    def on_input_transcript(self, fn: F) -> F:
-        """``fn(ev)`` with the final transcript of the user's speech (``ev.transcript``)."""
-        return self.on(ev.ConversationItemInputAudioTranscriptionCompleted, fn)
-
-    def on_speech_started(self, fn: F) -> F:
-        """``fn(ev)`` when the server VAD hears the user start; flush your playback here."""
-        return self.on(ev.InputAudioBufferSpeechStarted, fn)
-
-    def on_speech_stopped(self, fn: F) -> F:
-        """``fn(ev)`` when the server VAD hears the user stop."""
-        return self.on(ev.InputAudioBufferSpeechStopped, fn)
-
-    def on_response_done(self, fn: F) -> F:
-        """``fn(reply)`` when a response ends, with the whole :class:`Reply` (text, audio...)."""
-        return self.on(Reply, fn)
-
-    def on_tool_call(self, fn: F) -> F:
-        """``fn(call) -> result`` for tool calls not covered by ``tools=``; runs in the pool.
-
-        The result (a string, or anything JSON-serialisable) is sent to the model; when every
-        call of the response has its result, one ``response.create`` follows.
-        """
-        self._engine.set_tool_handler(fn)
-        return fn
-
-    def on_error(self, fn: F) -> F:
-        """``fn(exc)`` for handler and tool exceptions, malformed frames and server errors."""
-        self._engine.add_error_handler(fn)
-        return fn
-
-    def on_close(self, fn: F) -> F:
-        """Call ``fn`` once when the session ends, on the dispatcher thread.
-
-        ``fn(code, reason, by_server)`` or ``fn(closed)`` with a :class:`Closed` (which also has
-        ``.error``, the error that ended the session).
-        """
-        if _positional_params(fn) >= 3:
-
-            def three(c: Closed) -> Any:
-                return fn(c.code, c.reason, c.by_server)
-
-            self._engine.add_handler(Closed, three, orig=fn)
-        else:
-            self._engine.add_handler(Closed, fn)
-        return fn
-
-    def events(self, timeout: float | None = None, *, maxsize: int = 4096) -> Iterator[Any]:
-        """Iterate over events as they arrive (pull style; handlers still run).
-
-        Ends when the session closes, or when no event came for ``timeout`` seconds. Only events
-        arriving while the iterator exists are seen; if the consumer falls more than ``maxsize``
-        events behind, newer events are dropped for it (with a warning).
-        """
-        return self._engine.iterate(timeout, maxsize)
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -368,7 +235,8 @@ class Session:
         :meth:`commit`. ``sample_rate=None`` means the model's input rate. Never blocks on the
         network, so it is safe in an audio callback.
         """
-        self._engine.append_audio(data, sample_rate, channels)
+        self._engine.check_open()
+        self._engine.uplink.append_audio(data, sample_rate, channels)
 
     def append_image(self, jpeg: bytes | bytearray | memoryview) -> None:
         """Queue one JPEG camera frame (≤ 256 KB after Base64; send at most 1–2 per second).
@@ -376,46 +244,19 @@ class Session:
         The service refuses an image with no audio before it in the buffer, so 200 ms of
         silence is appended first when none was sent since the last commit.
         """
-        e = self._engine
-        if not e.model.video:
-            raise UnsupportedByModel(
-                f"{e.model.name} does not take images", model=e.model.name, feature="video"
-            )
-        data = bytes(jpeg) if isinstance(jpeg, (bytearray, memoryview)) else jpeg
-        if not isinstance(data, bytes):
-            raise InvalidInput(f"jpeg must be bytes, got {type(jpeg).__name__}")
-        if not data.startswith(b"\xff\xd8\xff"):
-            raise InvalidInput("append_image() takes JPEG data only (it must start with FF D8 FF)")
-        b64_len = 4 * ((len(data) + 2) // 3)
-        if b64_len > _IMAGE_B64_LIMIT:
-            raise InvalidInput(
-                f"image too large: {len(data)} bytes is {b64_len} after Base64; the limit is "
-                f"{_IMAGE_B64_LIMIT} (about 190 KB of JPEG): lower the resolution or quality"
-            )
-        e.check_open()
-        if e.audio_since_commit == 0:
-            e.flush_audio()
-        if e.audio_since_commit == 0:
-            e.append_pcm(b"\x00\x00" * (e.input_rate * _SILENCE_BEFORE_IMAGE_MS // 1000))
-        e.send_event(ev.InputImageBufferAppend(image=data))
+        self._asker.append_image(jpeg)
 
     def commit(self) -> str:
         """Send the buffered audio (and images) as one user turn; returns the event id.
 
         Needed in manual mode (``turn_detection=None``); in VAD mode the server commits itself.
         """
-        e = self._engine
-        e.flush_audio()
-        eid = e.send_event(ev.InputAudioBufferCommit())
-        e.mark_committed()
-        return eid
+        return self._engine.uplink.commit()
 
     def clear_audio(self) -> str:
         """Drop the audio buffered locally and on the server (``input_audio_buffer.clear``)."""
-        e = self._engine
-        e.check_open()
-        e.reset_audio()
-        return e.send_event(ev.InputAudioBufferClear())
+        self._engine.check_open()
+        return self._engine.uplink.clear()
 
     def create_response(
         self,
@@ -435,10 +276,7 @@ class Session:
 
     def cancel_response(self) -> str:
         """Stop the response in progress (``response.cancel``); pending tool results are dropped."""
-        e = self._engine
-        eid = e.send_event(ev.ResponseCancel())
-        e.call_soon(lambda: e.cancel_tool_batches("response.cancel"))
-        return eid
+        return self._engine.cancel_response()
 
     def update(self, config: SessionConfig, *, wait: bool = True, timeout: float = 10.0) -> None:
         """Change the config: merged into the current one and sent whole (with the tools).
@@ -446,29 +284,7 @@ class Session:
         With ``wait`` (and not from a handler) it blocks until ``session.updated`` and raises
         the server's error if the change is refused (the local config is then left unchanged).
         """
-        e = self._engine
-        e.check_open()
-        if not isinstance(config, SessionConfig):
-            raise InvalidInput(f"config must be a SessionConfig, got {type(config).__name__}")
-        old = e.base_config
-        e.base_config = old.merge(config)
-        try:
-            wire = e.wire_session()
-        except Exception:
-            e.base_config = old
-            raise
-        event = ev.SessionUpdate(session=wire, event_id=ev.new_event_id())
-        assert event.event_id is not None
-        blocking = wait and not e.on_dispatcher()
-        box, done = e.add_update_waiter(event.event_id) if blocking else ([], None)
-        e.send_event(event)
-        if done is None:
-            return
-        if not done.wait(timeout):
-            raise Timeout(f"no session.updated within {timeout} s")
-        if box and box[0] is not None:
-            e.base_config = old
-            raise box[0]
+        self._engine.update(config, wait=wait, timeout=timeout)
 
     def send_text(self, text: str, *, respond: bool = True) -> str:
         """Send a user text message; with ``respond`` also ask for the answer.
@@ -477,7 +293,9 @@ class Session:
         :class:`~dashscope_rt.errors.UnsupportedByModel`. Returns the item's event id.
         """
         e = self._engine
-        if not isinstance(text, str) or not text:
+        if not isinstance(text, str):
+            raise InvalidType(f"send_text() takes a str, got {type(text).__name__}")
+        if not text:
             raise InvalidInput("send_text() needs a non-empty string")
         if not e.model.text_input:
             raise UnsupportedByModel(
@@ -499,10 +317,10 @@ class Session:
 
     def ask(
         self,
+        *,
         text: str | None = None,
         audio: Any = None,
         image: bytes | None = None,
-        *,
         sample_rate: int | None = None,
         channels: int = 1,
         instructions: str | None = None,
@@ -516,60 +334,18 @@ class Session:
         models), so the audio must contain speech; text or an image alone are sent with
         ``response.create``. Tool calls made on the way are run and included in
         ``Reply.tool_calls``. Raises :class:`~dashscope_rt.errors.Timeout`, the server's
-        ``ServerError`` for a refused request, or the error that closed the session.
+        ``ServerError`` for a refused request, or the error that closed the session; from a
+        handler, :class:`~dashscope_rt.errors.BlockingCallInHandler`.
         """
-        e = self._engine
-        if e.on_dispatcher():
-            raise RuntimeError(
-                "ask() cannot run in a handler: it waits for events that this thread delivers"
-            )
-        if text is None and audio is None and image is None:
-            raise InvalidInput("ask() needs text, audio or an image")
-        if text is not None and not e.model.text_input:
-            raise UnsupportedByModel(
-                f"{e.model.name} does not take text input; pass audio=",
-                model=e.model.name,
-                feature="text_input",
-            )
-        e.check_open()
-        deadline = time.monotonic() + timeout
-        with self._ask_lock:
-            if not e.wait_open(timeout):
-                e.check_open()
-                raise Timeout(f"still reconnecting after {timeout} s")
-            if not e.wait_idle(max(0.0, deadline - time.monotonic())):
-                e.check_open()
-                raise Timeout(f"a response was still in progress after {timeout} s")
-            waiter = e.add_waiter()
-            try:
-                manual = e.manual_mode()
-                if text is not None:
-                    waiter.event_ids.add(e.send_event(ev.ConversationItemCreate.user_text(text)))
-                if audio is not None:
-                    e.append_audio(audio, sample_rate, channels)
-                    e.flush_audio()
-                if image is not None:
-                    self.append_image(image)
-                if manual:
-                    if audio is not None or image is not None:
-                        waiter.event_ids.add(self.commit())
-                    waiter.event_ids.add(self.create_response(instructions))
-                elif audio is not None:
-                    tail_ms = e.vad_silence_ms() + _VAD_TAIL_EXTRA_MS
-                    e.append_pcm(b"\x00\x00" * (e.input_rate * tail_ms // 1000))
-                else:
-                    waiter.event_ids.add(self.create_response(instructions))
-                if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
-                    raise Timeout(f"no complete reply within {timeout} s")
-            finally:
-                e.remove_waiter(waiter)
-        if waiter.error is not None:
-            raise waiter.error
-        reply = waiter.reply
-        assert reply is not None
-        if waiter.tool_calls and tuple(waiter.tool_calls) != reply.tool_calls:
-            reply = attrs.evolve(reply, tool_calls=tuple(waiter.tool_calls))
-        return reply
+        return self._asker.ask(
+            text=text,
+            audio=audio,
+            image=image,
+            sample_rate=sample_rate,
+            channels=channels,
+            instructions=instructions,
+            timeout=timeout,
+        )
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -581,22 +357,22 @@ class Session:
     @property
     def session_id(self) -> str | None:
         """The server's session id (changes after a reconnect)."""
-        return self._engine.session_id
+        return self._engine.settings.session_id
 
     @property
     def config(self) -> SessionConfig | None:
         """The effective config, as the server echoed it in ``session.updated``."""
-        return self._engine.effective
+        return self._engine.settings.effective
 
     @property
     def requested_config(self) -> SessionConfig:
         """The config this session sends (with the tools), replayed after a reconnect."""
-        return self._engine.full_config()
+        return self._engine.settings.full_config()
 
     @property
     def tools(self) -> tuple[Tool, ...]:
         """The tools declared with ``tools=``."""
-        return tuple(self._engine.tools.values())
+        return tuple(self._engine.settings.tools.values())
 
     @property
     def state(self) -> str:
@@ -621,38 +397,32 @@ class Session:
     @property
     def history(self) -> tuple[HistoryEntry, ...]:
         """The transcript so far: user and assistant lines, in order."""
-        e = self._engine
-        with e.conv_cv:
-            return tuple(e.conv.history)
+        return self._engine.read_conversation(lambda c: tuple(c.history))
 
     @property
     def metrics(self) -> tuple[TurnMetrics, ...]:
         """Per-response timings (``time.monotonic()``) and usage, oldest first."""
-        e = self._engine
-        with e.conv_cv:
-            return tuple(e.conv.metrics)
+        return self._engine.read_conversation(lambda c: tuple(c.metrics))
 
     @property
     def last_reply(self) -> Reply | None:
         """The most recent finished reply."""
-        e = self._engine
-        with e.conv_cv:
-            return e.conv.last_reply
+        return self._engine.read_conversation(lambda c: c.last_reply)
 
     @property
     def input_rate(self) -> int:
         """Sample rate the audio is sent at (what :meth:`append_audio` converts to)."""
-        return self._engine.input_rate
+        return self._engine.settings.input_rate
 
     @property
     def output_rate(self) -> int:
         """Sample rate of the audio in ``response.audio.delta``."""
-        return self._engine.output_rate
+        return self._engine.settings.output_rate
 
     @property
     def send_backlog(self) -> int:
         """Bytes queued and not yet written to the socket."""
-        return self._engine._outq.backlog
+        return self._engine.link.backlog
 
     def handler_latency(self) -> tuple[float, float]:
         """p50 and p99, in seconds, of frame read → first handler call (recent events)."""

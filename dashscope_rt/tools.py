@@ -23,11 +23,11 @@ from typing import Any, Union
 
 import attrs
 
-from .errors import InvalidInput
+from .errors import InvalidInput, ToolArgumentsError, UsageError
+from .reply import parse_arguments
 
 __all__ = [
     "Tool",
-    "ToolArgumentsError",
     "as_tools",
     "json_schema_for",
     "parse_arguments",
@@ -40,15 +40,6 @@ log = logging.getLogger("dashscope_rt.tools")
 
 _NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _NoneType = type(None)
-
-
-class ToolArgumentsError(InvalidInput):
-    """The model's arguments for a tool are not valid JSON or do not fit the tool's parameters."""
-
-    def __init__(self, message: str, *, tool: str = "", arguments: Any = None) -> None:
-        super().__init__(message)
-        self.tool = tool
-        self.arguments = arguments
 
 
 def _check_name(_inst: object, _attr: object, value: str) -> None:
@@ -73,36 +64,6 @@ def _check_parameters(_inst: object, _attr: object, value: Mapping[str, Any]) ->
 
 def _empty_parameters() -> dict[str, Any]:
     return {"type": "object", "properties": {}}
-
-
-def parse_arguments(
-    arguments: str | bytes | Mapping[str, Any] | None, *, tool: str = ""
-) -> dict[str, Any]:
-    """Decode a tool-call ``arguments`` string (leading space tolerated; empty -> ``{}``)."""
-    if arguments is None:
-        return {}
-    if isinstance(arguments, Mapping):
-        return dict(arguments)
-    if isinstance(arguments, bytes):
-        arguments = arguments.decode("utf-8", "replace")
-    text = arguments.strip()
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise ToolArgumentsError(
-            f"arguments for tool {tool!r} are not valid JSON ({exc}): {arguments!r}",
-            tool=tool,
-            arguments=arguments,
-        ) from None
-    if not isinstance(value, dict):
-        raise ToolArgumentsError(
-            f"arguments for tool {tool!r} must be a JSON object, got {arguments!r}",
-            tool=tool,
-            arguments=arguments,
-        )
-    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -200,7 +161,9 @@ class Tool:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.fn is None:
-            raise TypeError(f"tool {self.name!r} has no Python function")
+            raise UsageError(
+                f"tool {self.name!r} has no Python function to call (it was declared from a dict)"
+            )
         return self.fn(*args, **kwargs)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Tool:
@@ -425,9 +388,8 @@ def _typeddict_schema(hint: Any) -> dict[str, Any]:
 def _safe_hints(obj: Any) -> dict[str, Any]:
     """Type hints of ``obj``, evaluating string annotations one by one when needed.
 
-    On Python 3.9, ``from __future__ import annotations`` with ``int | None`` cannot be
-    evaluated by ``typing.get_type_hints``; such unions are rebuilt here from their parts.
-    Hints that still cannot be resolved are left out (the schema then accepts anything).
+    Hints that cannot be resolved (a name the function's module does not define) are left
+    out: the schema then accepts anything for that parameter.
     """
     try:
         return typing.get_type_hints(obj, include_extras=True)
@@ -444,48 +406,13 @@ def _safe_hints(obj: Any) -> dict[str, Any]:
         if not isinstance(value, str):
             hints[key] = value
             continue
-        resolved = _eval_annotation(value, globalns)
-        if resolved is not _UNRESOLVED:
-            hints[key] = resolved
-        else:
+        try:
+            hints[key] = eval(value, globalns)  # the annotations of the user's own function
+        except Exception:
             log.warning(
                 "cannot resolve the annotation %r of %r; its schema allows anything", value, obj
             )
     return hints
-
-
-_UNRESOLVED = object()
-
-
-def _eval_annotation(text: str, globalns: dict[str, Any]) -> Any:
-    try:
-        return eval(text, globalns)  # the annotations of the user's own function
-    except TypeError:
-        parts = _split_top_level(text, "|")
-        if len(parts) < 2:
-            return _UNRESOLVED
-        members = [_eval_annotation(p, globalns) for p in parts]
-        if any(m is _UNRESOLVED for m in members):
-            return _UNRESOLVED
-        return Union[tuple(_NoneType if m is None else m for m in members)]  # noqa: UP007
-    except Exception:
-        return _UNRESOLVED
-
-
-def _split_top_level(text: str, sep: str) -> list[str]:
-    parts: list[str] = []
-    depth = 0
-    start = 0
-    for i, ch in enumerate(text):
-        if ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return parts
 
 
 # --- docstrings ----------------------------------------------------------------------------

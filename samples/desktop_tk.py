@@ -62,7 +62,7 @@ class PushToTalk:
         self.recording = False
         s = self.session
         s.on_audio_delta(lambda ev: self.speaker.write(ev.audio) if self.speaker else None)
-        s.on_input_transcript(lambda ev: self.messages.put(("you", ev.transcript)))
+        s.on_input_transcript(lambda ev: self.messages.put(("you", ev.transcript or "")))
         s.on_transcript_delta(lambda ev: self.messages.put(("assistant", ev.delta)))
         s.on_response_done(self._done)
         s.on_error(lambda exc: self.messages.put(("error", str(exc))))

@@ -74,7 +74,7 @@ def run(session_kwargs: dict[str, Any], question: str = QUESTION, wav: Path | No
             reply = session.ask(audio=audio.pcm, sample_rate=audio.sample_rate)
         else:
             print(f"you:       {question}")
-            reply = session.ask(question)
+            reply = session.ask(text=question)
     for call in reply.tool_calls:
         print(f"  ✓ {call.name} called with {call.parsed_arguments()}")
     print(f"assistant: {reply.text or reply.transcript}")

@@ -21,16 +21,15 @@ from dashscope_rt.conversation import (
     Conversation,
     CreateFailed,
     Notice,
-    Reply,
     ResponseFinished,
     ResponseStarted,
     SessionReady,
-    ToolCall,
     ToolCallsReady,
     UserTranscript,
 )
 from dashscope_rt.errors import InvalidInput
 from dashscope_rt.models import get_model
+from dashscope_rt.reply import Reply, ToolCall
 
 FLASH = get_model("qwen3-omni-flash-realtime")
 PLUS = get_model("qwen3.5-omni-plus-realtime")
@@ -739,7 +738,11 @@ def test_unrelated_error_keeps_create_pending_until_timeout(
 ) -> None:
     conv, clock = conv_clock
     conv.sent(ev.ResponseCreate(), event_id="ev_2")
-    err = {"type": "error", "error": {"message": "Error append image before append audio."}}
+    # an error naming another request (error.event_id) leaves the create pending
+    err = {
+        "type": "error",
+        "error": {"message": "Error append image before append audio.", "event_id": "ev_img"},
+    }
     assert conv.receive(dec(err)) == []
     assert conv.response_pending
     assert conv.next_deadline() == pytest.approx(clock.t + conv.create_timeout)
@@ -955,3 +958,29 @@ def test_out_of_order_metrics_are_none_not_negative() -> None:
         ],
     )
     assert conv.metrics[-1].speech_end_to_first_audio_ms == pytest.approx(800.0)
+
+
+def test_error_without_event_id_refuses_the_pending_create(
+    conv_clock: tuple[Conversation, FakeClock],
+) -> None:
+    """No text matching: an id-less error refuses the oldest request still unanswered."""
+    conv, _ = conv_clock
+    conv.sent(ev.ResponseCreate(), event_id="ev_c")
+    err = {"type": "error", "error": {"type": "invalid_request_error", "message": "anything"}}
+    assert conv.receive(dec(err)) == [CreateFailed("ev_c", "anything")]
+    assert conv.can_create_response()
+
+
+def test_error_without_event_id_goes_to_the_older_of_cancel_and_create(
+    conv_clock: tuple[Conversation, FakeClock],
+) -> None:
+    conv, clock = conv_clock
+    start_audio_response(conv, clock)
+    conv.sent(ev.ResponseCancel(), event_id="ev_cancel", now=clock.t + 1)
+    conv.sent(ev.ResponseCreate(), event_id="ev_create", now=clock.t + 2)
+    err = {"type": "error", "error": {"message": "whatever the wording"}}
+    (finished,) = of(conv.receive(dec(err), now=clock.t + 3), ResponseFinished)
+    assert finished.reply.status == "cancelled"
+    assert conv.response_pending  # the create is still waiting for its answer
+    again = conv.receive(dec(err), now=clock.t + 4)
+    assert again == [CreateFailed("ev_create", "whatever the wording")]

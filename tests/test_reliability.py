@@ -25,7 +25,8 @@ from dashscope_rt.errors import (
     ServerError,
     SessionClosed,
 )
-from dashscope_rt.session import Closed, Session
+from dashscope_rt.events import Closed
+from dashscope_rt.session import Session
 from dashscope_rt.testing import Behaviour, Faults, Simulator
 
 FLASH = "qwen3-omni-flash-realtime"

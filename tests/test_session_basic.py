@@ -16,7 +16,6 @@ import pytest
 
 from dashscope_rt import events as ev
 from dashscope_rt.config import ServerVAD, SessionConfig
-from dashscope_rt.conversation import Reply
 from dashscope_rt.errors import (
     AuthenticationError,
     InvalidInput,
@@ -24,7 +23,9 @@ from dashscope_rt.errors import (
     SessionClosed,
     UnsupportedByModel,
 )
-from dashscope_rt.session import Closed, Session
+from dashscope_rt.events import Closed
+from dashscope_rt.reply import Reply
+from dashscope_rt.session import Session
 from dashscope_rt.testing import Simulator, silence, synthesize
 
 FLASH = "qwen3-omni-flash-realtime"
@@ -119,7 +120,7 @@ def test_vad_voice_turn_end_to_end(sim: Simulator) -> None:
         s.on_speech_started(lambda e: seen.append("started"))
         s.on_speech_stopped(lambda e: seen.append("stopped"))
         s.on_transcript_delta(lambda e: seen.append("transcript"))
-        s.on_input_transcript(lambda e: seen.append("input:" + e.transcript))
+        s.on_input_transcript(lambda e: seen.append("input:" + (e.transcript or "")))
 
         @s.on_response_done
         def finished(reply: Reply) -> None:
@@ -211,7 +212,7 @@ def test_text_input_is_refused_where_the_model_has_none(sim: Simulator) -> None:
         with pytest.raises(UnsupportedByModel):
             s.send_text("hi")
         with pytest.raises(UnsupportedByModel):
-            s.ask("hi")
+            s.ask(text="hi")
 
 
 @pytest.mark.timeout(30)
@@ -518,7 +519,7 @@ def test_on_close_with_three_arguments_and_off(sim: Simulator) -> None:
     got: list[tuple[Any, ...]] = []
     removed: list[Any] = []
 
-    def closed(code: int, reason: str, by_server: bool) -> None:
+    def closed(code: int | None, reason: str, by_server: bool) -> None:
         got.append((code, reason, by_server))
 
     s = make(sim)
@@ -555,3 +556,47 @@ def test_cancel_response_and_clear_audio() -> None:
     assert replies[0].status != "completed"
     types = rec.received_types()
     assert "input_audio_buffer.clear" in types and "response.cancel" in types
+
+
+# -- usage errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_blocking_calls_from_a_handler_raise_the_usage_error(sim: Simulator) -> None:
+    from dashscope_rt.errors import BlockingCallInHandler, UsageError
+
+    raised: list[BaseException] = []
+    done = threading.Event()
+    with make(sim, config=MANUAL) as s:
+
+        @s.on_response_done
+        def inside(reply: Reply) -> None:
+            for call in (lambda: s.ask(text="x"), lambda: s.wait(1)):
+                try:
+                    call()
+                except Exception as exc:
+                    raised.append(exc)
+            done.set()
+
+        s.ask(audio=speech(), timeout=10)
+        assert done.wait(5)
+    assert len(raised) == 2
+    assert all(isinstance(e, BlockingCallInHandler) for e in raised)
+    assert all(isinstance(e, UsageError) and isinstance(e, RuntimeError) for e in raised)
+
+
+@pytest.mark.timeout(20)
+def test_ask_checks_its_argument_types(sim: Simulator) -> None:
+    from dashscope_rt.errors import InvalidType
+
+    with make(sim, model=PLUS, config=MANUAL) as s:
+        with pytest.raises(InvalidType, match="text must be a str") as info:
+            s.ask(text=b"\x00\x01pcm")  # type: ignore[arg-type]
+        assert isinstance(info.value, TypeError) and isinstance(info.value, InvalidInput)
+        with pytest.raises(InvalidType, match="audio must be"):
+            s.ask(audio="not audio")
+        with pytest.raises(InvalidType, match="image must be"):
+            s.ask(image="x.jpg")  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="needs text"):
+            s.ask()
+        assert s.state == "open" and sim.last.received_types().count("response.create") == 0

@@ -9,7 +9,9 @@ from typing import Any
 
 import attrs
 import pytest
+from raw_ws import accept_upgrade, text_frame
 
+from dashscope_rt import ReconnectPolicy
 from dashscope_rt import events as ev
 from dashscope_rt.config import SessionConfig
 from dashscope_rt.errors import (
@@ -19,11 +21,12 @@ from dashscope_rt.errors import (
     ConnectTimeout,
     HandshakeError,
     ProtocolError,
+    SendBacklogFull,
     ServerError,
     SessionClosed,
-    TransportError,
 )
-from dashscope_rt.session import Closed, Reconnected, Reconnecting, ReconnectPolicy, Session
+from dashscope_rt.events import Closed, Reconnected, Reconnecting
+from dashscope_rt.session import Session
 from dashscope_rt.testing import Behaviour, Faults, Simulator, silence, synthesize
 
 FLASH = "qwen3-omni-flash-realtime"
@@ -335,36 +338,18 @@ def _silent_server(
 
     With ``hold`` it also stops reading (until ``hold`` is set), so the client's sends back up.
     """
-    import base64
-    import hashlib
-    import json
-
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     opcodes: list[int] = []
 
     def send(conn: socket.socket, obj: dict[str, Any]) -> None:
-        data = json.dumps(obj).encode()
-        conn.sendall(bytes([0x81, 126]) + len(data).to_bytes(2, "big") + data)
+        conn.sendall(text_frame(obj))
 
     def run() -> None:
         conn, _ = srv.accept()
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(4096)
-            key = next(
-                ln.split(":", 1)[1].strip()
-                for ln in data.decode().split("\r\n")
-                if ln.lower().startswith("sec-websocket-key")
-            )
-            magic = (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()
-            accept = base64.b64encode(hashlib.sha1(magic).digest())
-            conn.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            accept_upgrade(conn)
             session = {"id": "sess_silent", "turn_detection": None}
             send(conn, {"type": "session.created", "session": session})
             conn.settimeout(5)
@@ -546,7 +531,7 @@ def test_sends_never_block_when_the_network_does() -> None:
     chunk = b"\x01\x02" * 16000  # 1 s at 16 kHz
     try:
         s.connect()
-        with pytest.raises(TransportError, match="backlog"):
+        with pytest.raises(SendBacklogFull, match="backlog"):
             for _ in range(2000):  # far more than the socket buffers hold
                 s.append_audio(chunk)
         assert s.send_backlog > 7 * 1024 * 1024

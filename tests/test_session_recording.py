@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from dashscope_rt.config import SessionConfig
+from dashscope_rt.events import SessionExpiring
 from dashscope_rt.recording import LogReader
-from dashscope_rt.session import Session, SessionExpiring
+from dashscope_rt.session import Session
 from dashscope_rt.testing import Simulator, synthesize
 
 FLASH = "qwen3-omni-flash-realtime"

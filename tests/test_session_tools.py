@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dashscope_rt.config import SessionConfig
-from dashscope_rt.conversation import ToolCall
+from dashscope_rt.reply import ToolCall
 from dashscope_rt.session import Session
 from dashscope_rt.testing import Reply as SimReply
 from dashscope_rt.testing import Simulator, silence, synthesize

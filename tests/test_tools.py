@@ -11,10 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashscope_rt.errors import InvalidInput
+from dashscope_rt.errors import InvalidInput, ToolArgumentsError
 from dashscope_rt.tools import (
     Tool,
-    ToolArgumentsError,
     as_tools,
     json_schema_for,
     parse_arguments,

@@ -1,0 +1,163 @@
+"""Opening a session: the WebSocket upgrade, then ``session.created`` → ``session.update`` →
+``session.updated``, all within one connect timeout. Also the optional log of the frames.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from . import events as ev
+from .errors import ConnectTimeout, ProtocolError, ServerError
+from .transport import Transport
+
+__all__ = ["Dialer", "WireLog", "server_error"]
+
+log = logging.getLogger("dashscope_rt.session")
+
+_PONG = 0xA
+
+
+class Recorder(Protocol):
+    """What the link needs of a session log (:class:`~dashscope_rt.recording.LogWriter`)."""
+
+    def record_sent(self, event: dict[str, Any], *, audio: bytes | None = None) -> None: ...
+    def record_received(self, event: dict[str, Any], *, audio: bytes | None = None) -> None: ...
+
+
+def server_error(event: ev.ErrorEvent, *, fatal: bool) -> ServerError:
+    """The :class:`ServerError` for an ``error`` event."""
+    d = event.error
+    return ServerError(
+        d.message or "server error",
+        type=d.type or "",
+        code=d.code,
+        param=d.param,
+        event_id=d.event_id,
+        fatal=fatal,
+    )
+
+
+class WireLog:
+    """Records the frames sent and received to a session log, when one is set."""
+
+    def __init__(self) -> None:
+        self.recorder: Recorder | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.recorder is not None
+
+    def sent(self, text: str, audio: bytes | None = None) -> None:
+        rec = self.recorder
+        if rec is None:
+            return
+        try:
+            event = json.loads(text)
+            if audio is not None:
+                event.pop("audio", None)
+            rec.record_sent(event, audio=audio)
+        except Exception:
+            log.debug("recording a sent event failed", exc_info=True)
+
+    def received(self, event: Any) -> None:
+        rec = self.recorder
+        if rec is None:
+            return
+        audio = event.audio if isinstance(event, ev.ResponseAudioDelta) else None
+        try:
+            rec.record_received(dict(getattr(event, "raw", None) or {}), audio=audio)
+        except Exception:
+            log.debug("recording a received event failed", exc_info=True)
+
+
+class Dialer:
+    """Where and how to connect; :meth:`dial` opens and configures one connection."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        headers: Mapping[str, str],
+        region: str | None,
+        timeout: float,
+        ca_file: str | None,
+        ssl_context: Any,
+    ) -> None:
+        self.url = url
+        self._headers = dict(headers)  # holds the key: never logged, never in a repr
+        self.region = region
+        self.timeout = timeout
+        self.ca_file = ca_file
+        self.ssl_context = ssl_context
+
+    def dial(
+        self,
+        session: dict[str, Any],
+        on_session: Callable[[ev.SessionInfo | None], None],
+        wire_log: WireLog,
+    ) -> tuple[Transport, list[tuple[float, Any]], str | None]:
+        """Connect and configure: (transport, events received on the way, session id).
+
+        ``session`` is sent in ``session.update``; ``on_session`` sees the server's payloads.
+        On failure the socket is closed and the error raised (the server's, as fatal).
+        """
+        deadline = time.monotonic() + self.timeout
+        transport = Transport.connect(
+            self.url,
+            headers=self._headers,
+            timeout=self.timeout,
+            region=self.region,
+            ca_file=self.ca_file,
+            ssl_context=self.ssl_context,
+        )
+        try:
+            early: list[tuple[float, Any]] = []
+            created = self._await(transport, deadline, ev.SessionCreated, early, wire_log)
+            on_session(created.session)
+            text = ev.encode(ev.SessionUpdate(session=session))
+            transport.send_text(text)
+            wire_log.sent(text)
+            updated = self._await(transport, deadline, ev.SessionUpdated, early, wire_log)
+            on_session(updated.session)
+            return transport, early, updated.session.id or created.session.id
+        except BaseException:
+            transport.abort()
+            transport.release()
+            raise
+
+    def _await(
+        self,
+        transport: Transport,
+        deadline: float,
+        wanted: type[Any],
+        early: list[tuple[float, Any]],
+        wire_log: WireLog,
+    ) -> Any:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConnectTimeout(
+                    f"no {wanted.TYPE} within the connect timeout ({self.timeout:g} s)",
+                    url=transport.url,
+                )
+            transport.settimeout(remaining)
+            frame = transport.recv()
+            if frame is None or frame[0] == _PONG:
+                continue
+            t = time.monotonic()
+            try:
+                event = ev.decode(frame[1])
+            except ProtocolError as exc:
+                early.append((t, exc))  # reported to on_error once the dispatcher runs
+                continue
+            wire_log.received(event)
+            early.append((t, event))
+            if isinstance(event, ev.ErrorEvent):
+                # During the handshake any error refuses the session: connect() raises it.
+                raise server_error(event, fatal=True)
+            if isinstance(event, wanted):
+                return event

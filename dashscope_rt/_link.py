@@ -1,0 +1,561 @@
+"""The link: one session's connection to the service, kept alive and redialled.
+
+:class:`Link` owns the socket and two threads:
+
+* ``dashscope_rt-reader-N`` blocks in ``Transport.recv``, decodes each frame and hands it on with
+  its arrival time (``deliver``). It pings a quiet line, notices a dead one, warns before the
+  service's 120-minute cap and redials when a :class:`ReconnectPolicy` allows. It never runs
+  user code.
+* ``dashscope_rt-sender-N`` writes queued frames in order, so that a send never waits for the
+  network.
+
+It also performs the handshake (``session.created`` → ``session.update`` → ``session.updated``)
+and the closing handshake. It knows the protocol only as far as the handshake needs.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from . import events as ev
+from ._handshake import Dialer, WireLog
+from ._sdk_events import Reconnected, Reconnecting, SessionExpiring
+from .errors import (
+    ConnectionClosed,
+    HandshakeError,
+    ProtocolError,
+    SendBacklogFull,
+    ServerError,
+    SessionClosed,
+    TransportError,
+)
+from .transport import Transport
+
+__all__ = ["Link", "LinkLost", "ReconnectPolicy", "State"]
+
+log = logging.getLogger("dashscope_rt.session")
+
+SESSION_CAP_S = 120 * 60.0
+_RECOVERABLE = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1015})
+_PONG = 0xA
+
+
+@attrs.frozen(kw_only=True)
+class ReconnectPolicy:
+    """Opt-in automatic redial after a recoverable drop.
+
+    The backoff doubles from ``initial_backoff`` up to ``max_backoff``, varied by ±``jitter`` (a
+    fraction). Never used after an authentication failure, a quota (1007) or policy (1008)
+    close, or :meth:`Session.close`. The new connection is a fresh server session: the config
+    and tools are sent again, but the model has no memory of earlier turns.
+    """
+
+    max_attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    initial_backoff: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    max_backoff: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
+    jitter: float = attrs.field(
+        default=0.2, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
+    )
+    recoverable_codes: frozenset[int] = attrs.field(default=_RECOVERABLE, converter=frozenset)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt`` (1-based)."""
+        base = min(self.max_backoff, self.initial_backoff * 2.0 ** (attempt - 1))
+        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
+
+    def recoverable(self, exc: BaseException) -> bool:
+        """Whether a connection that ended with ``exc`` may be redialled.
+
+        Close codes per ``recoverable_codes``; a failed redial is retried on network errors and
+        HTTP 5xx/408, never on 401/403 (key) or other 4xx such as 429 (rate limit or quota).
+        """
+        if isinstance(exc, ConnectionClosed):
+            return exc.code in self.recoverable_codes
+        if isinstance(exc, HandshakeError):
+            return exc.status >= 500 or exc.status == 408
+        return isinstance(exc, TransportError)
+
+
+class State(enum.Enum):
+    """Lifecycle of a session."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    RECONNECTING = "reconnecting"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@attrs.define
+class LinkLost:
+    """The reader ended: the connection is gone for good (``cause``: why a redial failed)."""
+
+    error: ConnectionClosed
+    cause: BaseException | None = None
+
+
+@attrs.define
+class _Out:
+    text: str
+    audio: bytes | None = None
+
+
+_STOP = object()
+_CLOSE_FRAME = object()
+
+
+class _SendQueue:
+    """FIFO of outgoing frames, bounded in bytes; ``put`` never blocks."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._dq: collections.deque[tuple[Any, int]] = collections.deque()
+        self._cv = threading.Condition(threading.Lock())
+        self._bytes = 0
+        self.max_bytes = max_bytes
+
+    def put(self, item: Any, nbytes: int = 0) -> None:
+        with self._cv:
+            if nbytes and self._bytes + nbytes > self.max_bytes:
+                raise SendBacklogFull(
+                    f"send backlog above {self.max_bytes} bytes: the network is slower than the "
+                    "data being sent, or the connection is stalled (nothing queued was lost)",
+                    backlog=self._bytes,
+                    limit=self.max_bytes,
+                )
+            self._bytes += nbytes
+            self._dq.append((item, nbytes))
+            self._cv.notify()
+
+    def get(self) -> Any:
+        with self._cv:
+            while not self._dq:
+                self._cv.wait()
+            item, nbytes = self._dq.popleft()
+            self._bytes -= nbytes
+            return item
+
+    @property
+    def backlog(self) -> int:
+        """Bytes waiting to be sent."""
+        return self._bytes
+
+
+class Link:
+    """The connection of one session: handshake, reader, keepalive, sender, redial, close.
+
+    ``deliver(t, obj)`` receives, in order, every decoded event (or :class:`ProtocolError`),
+    the SDK's own notices (:class:`Reconnecting`, ...) and finally one :class:`LinkLost`.
+    ``session_update()`` gives the ``session`` object to send at each handshake;
+    ``on_session(info)`` is told the server's ``session.created``/``updated`` payloads during
+    a handshake; ``on_redial(generation)`` runs (on the reader thread) once a redial succeeded,
+    before the events of the new connection are delivered.
+    """
+
+    def __init__(
+        self,
+        *,
+        number: int,
+        url: str,
+        headers: Mapping[str, str],
+        region: str | None,
+        connect_timeout: float,
+        ping_interval: float | None,
+        ping_timeout: float,
+        close_timeout: float,
+        reconnect: ReconnectPolicy | None,
+        ca_file: str | None,
+        ssl_context: Any,
+        send_backlog_bytes: int,
+        expiry_warning: float,
+        deliver: Callable[[float, Any], None],
+        session_update: Callable[[], dict[str, Any]],
+        on_session: Callable[[ev.SessionInfo | None], None],
+        on_redial: Callable[[int], None],
+    ) -> None:
+        self.number = number
+        self.url = url
+        self._dialer = Dialer(
+            url=url,
+            headers=headers,
+            region=region,
+            timeout=connect_timeout,
+            ca_file=ca_file,
+            ssl_context=ssl_context,
+        )
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.reconnect = reconnect
+        self.expiry_warning = expiry_warning
+        self._deliver = deliver
+        self._session_update = session_update
+        self._on_session = on_session
+        self._on_redial = on_redial
+        self.wire_log = WireLog()
+
+        self.state = State.NEW
+        self._state_cv = threading.Condition(threading.RLock())
+        self.transport: Transport | None = None
+        self._up = False  # a transport is usable for sending
+        self.connected_at: float | None = None
+        self.generation = 0
+        self.drop_cause: ConnectionClosed | None = None
+        self.user_closed = False
+        self._close_args: tuple[int, str] = (1000, "")
+        self._close_deadline: float | None = None
+        self._stop_reconnect = threading.Event()
+        self._outq = _SendQueue(send_backlog_bytes)
+        self._reader: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
+        self._expiry_warned = False
+        self._expiry_check_at = 0.0
+
+    # -- state -------------------------------------------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        """Bytes queued and not yet written to the socket."""
+        return self._outq.backlog
+
+    def is_open(self) -> bool:
+        return self.state is State.OPEN
+
+    def check_open(self, closed_detail: str = "") -> None:
+        """Raise :class:`SessionClosed` unless frames can be sent (or queued for a redial)."""
+        state = self.state
+        if state is State.OPEN or state is State.RECONNECTING:
+            return
+        if state is State.NEW or state is State.CONNECTING:
+            raise SessionClosed("the session is not connected: call connect() or use `with`")
+        raise SessionClosed(f"the session is closed{closed_detail}; nothing more can be sent")
+
+    def wait_open(self, timeout: float) -> bool:
+        """Block while a redial is in progress; True once the link is open."""
+        deadline = time.monotonic() + timeout
+        with self._state_cv:
+            while self.state is State.RECONNECTING:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._state_cv.wait(left)
+            return self.state is State.OPEN
+
+    def mark_closed(self) -> None:
+        """The session has ended (the dispatcher has run ``on_close``)."""
+        with self._state_cv:
+            self.state = State.CLOSED
+            self._up = False
+            self._state_cv.notify_all()
+        self._outq.put(_STOP)
+
+    # -- connecting --------------------------------------------------------------------------------
+
+    def begin_connect(self) -> None:
+        with self._state_cv:
+            if self.state is not State.NEW:
+                raise SessionClosed("this session was already connected once; create a new Session")
+            self.state = State.CONNECTING
+
+    def connect(self) -> None:
+        """Handshake, then start the reader and the sender (after :meth:`begin_connect`).
+
+        On failure no thread and no socket are left, and the state is CLOSED.
+        """
+        try:
+            transport, early, _ = self._dial()
+        except BaseException:
+            with self._state_cv:
+                self.state = State.CLOSED
+            raise
+        with self._state_cv:
+            if self.state is not State.CONNECTING:  # closed meanwhile from another thread
+                transport.abort()
+                transport.release()
+                raise SessionClosed("the session was closed while connecting")
+            self.transport = transport
+            self._up = True
+            self.connected_at = time.monotonic()
+            self.state = State.OPEN
+            self._state_cv.notify_all()
+        for t, obj in early:
+            self._deliver(t, obj)
+        n = self.number
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"dashscope_rt-reader-{n}", daemon=True
+        )
+        self._sender = threading.Thread(
+            target=self._send_loop, name=f"dashscope_rt-sender-{n}", daemon=True
+        )
+        self._sender.start()
+        self._reader.start()
+
+    def _dial(self) -> tuple[Transport, list[tuple[float, Any]], str | None]:
+        return self._dialer.dial(self._session_update(), self._on_session, self.wire_log)
+
+    # -- reader thread -----------------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        closed: ConnectionClosed
+        try:
+            while True:
+                transport = self.transport
+                assert transport is not None
+                try:
+                    self._read_until_closed(transport)
+                    continue  # pragma: no cover - only ever ends by raising
+                except ConnectionClosed as exc:
+                    closed = exc
+                if self.user_closed:
+                    self._gone(closed)
+                    return
+                ok, cause = self._redial(closed)
+                if not ok:
+                    self._gone(closed, cause)
+                    return
+        except BaseException as exc:  # a bug: never leave the session hanging
+            log.exception("the reader thread failed")
+            self._gone(ConnectionClosed(1006, f"reader failed: {exc!r}", by_server=False))
+
+    def _read_until_closed(self, transport: Transport) -> None:
+        interval = self.ping_interval
+        ping_sent: float | None = None
+        transport.settimeout(interval)
+        deliver = self._deliver
+        decode = ev.decode
+        monotonic = time.monotonic
+        recording = self.wire_log.active
+        while True:
+            frame = transport.recv()
+            if frame is None:  # the line was quiet for a while
+                now = monotonic()
+                if self.user_closed:  # the server did not answer our close frame in time
+                    transport.abort()
+                    code, reason = self._close_args
+                    raise ConnectionClosed(code, reason, by_server=False)
+                self._check_expiry(now)
+                if interval is None:
+                    continue
+                if ping_sent is not None:
+                    if now - ping_sent >= self.ping_timeout:
+                        transport.abort()
+                        raise ConnectionClosed(
+                            1006,
+                            f"keepalive: no answer to a ping within {self.ping_timeout:g} s",
+                            by_server=False,
+                        )
+                    transport.settimeout(max(0.01, ping_sent + self.ping_timeout - now))
+                    continue
+                transport.ping(b"dashscope_rt")
+                ping_sent = now
+                transport.settimeout(self.ping_timeout)
+                continue
+            t = monotonic()
+            if t >= self._expiry_check_at:
+                self._check_expiry(t)
+            if ping_sent is not None:
+                ping_sent = None
+                transport.settimeout(interval)
+            opcode, data = frame
+            if opcode == _PONG:
+                continue
+            try:
+                event = decode(data)
+            except ProtocolError as exc:
+                deliver(t, exc)
+                continue
+            if recording:
+                self.wire_log.received(event)
+            deliver(t, event)
+
+    def _check_expiry(self, now: float) -> None:
+        start = self.connected_at
+        self._expiry_check_at = now + 1.0
+        if start is None or self._expiry_warned:
+            return
+        remaining = SESSION_CAP_S - (now - start)
+        if remaining <= self.expiry_warning:
+            self._expiry_warned = True
+            log.warning("the session reaches the service's 120-minute cap in %.0f s", remaining)
+            self._deliver(now, SessionExpiring(remaining=max(0.0, remaining)))
+
+    def _redial(self, closed: ConnectionClosed) -> tuple[bool, BaseException | None]:
+        """Try the reconnect policy; (True, None) once a new connection is up."""
+        policy = self.reconnect
+        if policy is None or not policy.recoverable(closed):
+            return False, None
+        with self._state_cv:
+            if self.state is not State.OPEN:
+                return False, None
+            self.state = State.RECONNECTING
+            self._up = False
+            self._state_cv.notify_all()
+        old = self.transport
+        if old is not None:
+            old.abort()
+            old.release()
+        self.drop_cause = closed
+        cause: BaseException = closed
+        for attempt in range(1, policy.max_attempts + 1):
+            delay = policy.delay(attempt)
+            log.warning(
+                "connection lost (%s); reconnecting in %.2f s (attempt %d of %d)",
+                cause,
+                delay,
+                attempt,
+                policy.max_attempts,
+            )
+            self._deliver(time.monotonic(), Reconnecting(attempt=attempt, delay=delay, cause=cause))
+            if self._stop_reconnect.wait(delay):
+                return False, None
+            try:
+                transport, early, session_id = self._dial()
+            except (TransportError, ServerError) as exc:
+                cause = exc
+                if isinstance(exc, ServerError) or not policy.recoverable(exc):
+                    return False, exc
+                continue
+            with self._state_cv:
+                if self.state is not State.RECONNECTING:  # closed meanwhile
+                    transport.abort()
+                    transport.release()
+                    return False, None
+                self.transport = transport
+                self.connected_at = time.monotonic()
+                self._expiry_warned = False
+                self.generation += 1
+                self._on_redial(self.generation)
+                now = time.monotonic()
+                for t, obj in early:
+                    self._deliver(t, obj)
+                self._deliver(now, Reconnected(attempt=attempt, session_id=session_id))
+                self.state = State.OPEN
+                self._up = True
+                self._state_cv.notify_all()
+            log.info("reconnected (attempt %d): session %s", attempt, session_id)
+            return True, None
+        return False, cause
+
+    def _gone(self, closed: ConnectionClosed, cause: BaseException | None = None) -> None:
+        with self._state_cv:
+            self._up = False
+            if self.state is not State.CLOSED:
+                self.state = State.CLOSING
+            self._state_cv.notify_all()
+        self._stop_reconnect.set()
+        transport = self.transport
+        if transport is not None:
+            transport.abort()
+        self._outq.put(_STOP)
+        self._deliver(time.monotonic(), LinkLost(closed, cause))
+
+    # -- sender thread -----------------------------------------------------------------------------
+
+    def send(self, text: str, audio: bytes | None = None) -> None:
+        """Queue one text frame (``audio``: the PCM it carries, for the recording)."""
+        self._outq.put(_Out(text, audio), len(text))
+
+    def _wait_up(self) -> Transport | None:
+        with self._state_cv:
+            while True:
+                if self._up and self.transport is not None:
+                    return self.transport
+                if self.state in (State.CLOSING, State.CLOSED):
+                    return None
+                self._state_cv.wait()
+
+    def _send_loop(self) -> None:
+        recording = self.wire_log.active
+        while True:
+            item = self._outq.get()
+            if item is _STOP:
+                return
+            if item is _CLOSE_FRAME:
+                tr = self.transport
+                if tr is not None and self._up:
+                    tr.close(*self._close_args)
+                return
+            while True:
+                tr = self._wait_up()
+                if tr is None:
+                    break  # the connection is gone for good: drop
+                try:
+                    tr.send_text(item.text)
+                except ConnectionClosed:
+                    with self._state_cv:
+                        if self.transport is tr and self.state is State.OPEN:
+                            self._up = False  # until the reader decides
+                    continue
+                if recording:
+                    self.wire_log.sent(item.text, item.audio)
+                break
+
+    # -- closing -----------------------------------------------------------------------------------
+
+    def close_async(self, code: int = 1000, reason: str = "") -> tuple[bool, bool]:
+        """Start closing (never blocks): (started, never_opened).
+
+        ``started`` is False when it was already closing or closed; ``never_opened`` is True
+        when no connection was ever up (the session is then CLOSED at once).
+        """
+        with self._state_cv:
+            if self.state in (State.CLOSING, State.CLOSED):
+                return False, False
+            never_opened = self.state in (State.NEW, State.CONNECTING)
+            self.state = State.CLOSING if not never_opened else State.CLOSED
+            self.user_closed = True
+            self._close_args = (code, reason)
+            self._close_deadline = time.monotonic() + self.close_timeout
+            self._state_cv.notify_all()
+        self._stop_reconnect.set()
+        if not never_opened:
+            self._outq.put(_CLOSE_FRAME)  # after the frames already queued
+        return True, never_opened
+
+    @property
+    def close_deadline(self) -> float | None:
+        """When an unanswered close is aborted (None: not closing)."""
+        return self._close_deadline
+
+    def close_watchdog(self) -> None:
+        """Abort a close that the server does not answer (needed when no thread joins)."""
+        due = self._close_deadline
+        if due is not None and time.monotonic() >= due:
+            self._close_deadline = None
+            tr = self.transport
+            if tr is not None:
+                tr.abort()
+
+    def join(self, deadline: float) -> None:
+        """Wait for the sender and the reader to end (by ``deadline``), aborting if need be."""
+        me = threading.current_thread()
+        sender, reader = self._sender, self._reader
+        if sender is not None and sender is not me:
+            sender.join(max(0.0, deadline - time.monotonic()))
+            if sender.is_alive():  # stuck in a send: the abort below frees it
+                log.warning("the send queue did not drain within the close timeout")
+        if reader is not None and reader is not me:
+            reader.join(max(0.0, deadline - time.monotonic()))
+            if reader.is_alive():  # no close echo from the server
+                tr = self.transport
+                if tr is not None:
+                    tr.abort()
+                reader.join(1.0)
+        if sender is not None and sender is not me and sender.is_alive():
+            self._outq.put(_STOP)
+            sender.join(1.0)
+
+    def release(self) -> None:
+        """Free the socket once the connection is gone."""
+        transport = self.transport
+        if transport is not None:
+            transport.release()

@@ -1,0 +1,165 @@
+"""The tool runner: the model's function calls run in a small pool, off the dispatcher.
+
+When a response ends with tool calls (``ToolCallsReady``), each call runs in a
+``dashscope_rt-tool-N_*`` thread: the declared Python function (``tools=``) or the
+``on_tool_call`` handler. Results are collected per response (a *batch*); once every call of
+the oldest batch has its result, the session sends them and one ``response.create``. A batch is
+dropped when the user interrupts that turn (barge-in, cancel, clear, a new server session).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .errors import UnknownName
+from .reply import ToolCall
+from .tools import Tool
+
+__all__ = ["ToolBatch", "ToolRunner"]
+
+log = logging.getLogger("dashscope_rt.session")
+
+
+@attrs.define
+class ToolBatch:
+    """The calls of one response and their results (JSON text), by call id."""
+
+    response_id: str | None
+    calls: tuple[ToolCall, ...]
+    results: dict[str, str] = attrs.field(factory=dict)
+    cancelled: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return len(self.results) >= len(self.calls)
+
+
+class ToolRunner:
+    """Runs tool calls in a pool and keeps their batches until they are sent.
+
+    ``call_soon(fn)`` runs ``fn`` on the dispatcher thread; a finished call is handed back
+    there, stored in its batch, and ``on_result(error)`` is told of it (``error``: what the
+    tool raised, else None). Batches are only touched on the dispatcher thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        tools: Sequence[Tool],
+        workers: int,
+        number: int,
+        call_soon: Callable[[Callable[[], None]], None],
+        on_result: Callable[[BaseException | None], None],
+    ) -> None:
+        self.tools: Mapping[str, Tool] = {t.name: t for t in tools}
+        self._workers = workers
+        self._number = number
+        self._call_soon = call_soon
+        self._on_result = on_result
+        self._handler: Callable[[ToolCall], Any] | None = None
+        self._batches: list[ToolBatch] = []
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    # -- the on_tool_call handler ------------------------------------------------------------------
+
+    def set_handler(self, fn: Callable[[ToolCall], Any]) -> None:
+        if self._handler is not None:
+            log.warning("on_tool_call: the previous tool handler is replaced")
+        self._handler = fn
+
+    def remove_handler(self, fn: Callable[..., Any] | None) -> int:
+        """Remove the handler (if it is ``fn``, or any when None); return 1 if removed."""
+        if self._handler is not None and (fn is None or fn == self._handler):
+            self._handler = None
+            return 1
+        return 0
+
+    def will_answer(self, calls: Sequence[ToolCall]) -> bool:
+        """Whether results will be sent for ``calls`` (so the model goes on by itself)."""
+        return self._handler is not None or any(c.name in self.tools for c in calls)
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def start(self, response_id: str | None, calls: tuple[ToolCall, ...]) -> None:
+        """Run the calls of one finished response. Dispatcher thread."""
+        if not self.tools and self._handler is None:
+            log.warning(
+                "the model called %s but no tools= or on_tool_call handler is set",
+                ", ".join(repr(c.name) for c in calls),
+            )
+            return
+        batch = ToolBatch(response_id=response_id, calls=calls)
+        self._batches.append(batch)
+        pool = self._get_pool()
+        for call in calls:
+            try:
+                pool.submit(self._run, batch, call)
+            except RuntimeError:  # shut down: we are closing
+                return
+
+    def _get_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self._workers,
+                    thread_name_prefix=f"dashscope_rt-tool-{self._number}",
+                )
+            return self._pool
+
+    def _run(self, batch: ToolBatch, call: ToolCall) -> None:
+        error: BaseException | None = None
+        try:
+            output = self._invoke(call)
+        except Exception as exc:
+            error = exc
+            output = json.dumps({"error": f"{type(exc).__name__}: {exc}"}, ensure_ascii=False)
+
+        def done() -> None:
+            if batch.cancelled:
+                log.info("dropped the result of %r: the user interrupted that turn", call.name)
+            else:
+                batch.results[call.call_id] = output
+            self._on_result(error)
+
+        self._call_soon(done)
+
+    def _invoke(self, call: ToolCall) -> str:
+        declared = self.tools.get(call.name)
+        if declared is not None and declared.fn is not None:
+            return declared.invoke(call.arguments)
+        if self._handler is not None:
+            result = self._handler(call)
+            return result if isinstance(result, str) else json.dumps(result, default=str)
+        raise UnknownName(
+            f"the model called the tool {call.name!r}, which has no function "
+            f"(declared: {', '.join(self.tools) or 'none'}; or set on_tool_call)"
+        )
+
+    # -- batches -----------------------------------------------------------------------------------
+
+    def pop_ready(self) -> ToolBatch | None:
+        """The oldest batch if every result is in (removed), else None. Dispatcher thread."""
+        if self._batches and self._batches[0].complete:
+            return self._batches.pop(0)
+        return None
+
+    def cancel(self, why: str) -> None:
+        """Drop the results still to come (barge-in, cancel, clear). Dispatcher thread."""
+        for batch in self._batches:
+            batch.cancelled = True
+            log.debug("results for response %s will be dropped (%s)", batch.response_id, why)
+        self._batches = []
+
+    def shutdown(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
