@@ -57,23 +57,51 @@ def _text(obj: Any) -> bytes:
     return server_frame(0x1, json.dumps(obj, separators=(",", ":")).encode())
 
 
+def _ids(d: dict[str, Any]) -> set[str]:
+    """The response and item ids a frame carries (top level and in ``response``)."""
+    found = {d.get("response_id"), d.get("item_id")}
+    if isinstance(d.get("response"), dict):
+        found.add(d["response"].get("id"))
+    return {i for i in found if isinstance(i, str)}
+
+
 class _Reply:
-    """The frames of one reply: encoded whole, and as (is audio, text after the event id)."""
+    """The frames of one reply: encoded whole, and as (is audio, text after the event id).
+
+    Each reply gets response and item ids of its own (a client may ignore a response id it has
+    seen): :meth:`whole` and :meth:`paced` end every id with the reply's number instead, which
+    keeps the lengths, so the frame headers stay valid.
+    """
 
     def __init__(self, frames: list[str]) -> None:
-        self.whole = b"".join(server_frame(0x1, f.encode()) for f in frames)
-        self.parts: list[tuple[bool, str]] = []
+        self._whole = b"".join(server_frame(0x1, f.encode()) for f in frames)
+        self.parts: list[tuple[bool, str, tuple[str, ...]]] = []
+        self.ids: set[str] = set()
         for f in frames:
             d = json.loads(f)
             del d["event_id"]
             rest = json.dumps(d, ensure_ascii=False)[1:]  # as build_frames writes them
-            self.parts.append((d["type"] == "response.audio.delta", rest))
+            ids = _ids(d)
+            self.ids |= ids
+            self.parts.append((d["type"] == "response.audio.delta", rest, tuple(ids)))
         self.frames = len(frames)
 
-    def paced(self, pace: float) -> Any:
+    @staticmethod
+    def _renamed(orig: str, number: int) -> str:
+        return orig[:-8] + f"{number % 10**8:08d}"
+
+    def whole(self, number: int) -> bytes:
+        out = self._whole
+        for orig in self.ids:
+            out = out.replace(orig.encode(), self._renamed(orig, number).encode())
+        return out
+
+    def paced(self, pace: float, number: int) -> Any:
         """Yield each frame as it is due, audio deltas stamped with their send time."""
         due = time.monotonic()
-        for k, (audio, rest) in enumerate(self.parts):
+        for k, (audio, rest, ids) in enumerate(self.parts):
+            for orig in ids:
+                rest = rest.replace(orig, self._renamed(orig, number))
             eid = f"t{time.monotonic():.6f}" if audio else f"event_{k}"
             yield server_frame(0x1, ('{"event_id": "' + eid + '", ' + rest).encode())
             if audio:
@@ -189,13 +217,14 @@ class _Conn:
             self.send(_text(done))
         elif t == "response.create":
             self.responses += 1
-            threading.Thread(target=self.stream, daemon=True).start()
+            number = self.number * 10000 + self.responses
+            threading.Thread(target=self.stream, args=(number,), daemon=True).start()
 
-    def stream(self) -> None:
+    def stream(self, number: int) -> None:
         if self.pace <= 0:
-            self.send(self.reply.whole)
+            self.send(self.reply.whole(number))
             return
-        for frame in self.reply.paced(self.pace):
+        for frame in self.reply.paced(self.pace, number):
             if self.closed:
                 return
             self.send(frame)
@@ -252,8 +281,8 @@ def _serve(turns: int, deltas: int, pace: float) -> None:
 class FrameServer:
     """:mod:`frameserver` in a child process: ``url``, ``api_key``, ``frames`` per reply.
 
-        ``ask("pace 0.001")`` sets the pace of the connections made afterwards; ``ask("stats")`` lists
-    what each connection received; ``cpu_seconds()`` is the server's CPU so far.
+        ``ask("pace 0.001")`` sets the pace of the connections made afterwards; ``ask("stats")``
+    lists what each connection received; ``cpu_seconds()`` is the server's CPU so far.
     """
 
     def __init__(self, *, turns: int = 10, deltas: int = 90, pace: float = 0.0) -> None:
