@@ -17,7 +17,7 @@ frame and must end with the audio decoded to bytes:
 
 CPU time of this thread, each repeat timing every decoder once in rotating order; medians and
 IQR over the repeats, ratios paired per repeat. ``--json`` prints the result for
-:func:`benchlib.run_without_speedups`. Run: ``python bench/bench_decode.py [--turns 20]``.
+:func:`benchlib.run_child`. Run: ``python bench/bench_decode.py [--turns 20]``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ handler. Measured: ``time.process_time()`` of the client process (every thread) 
   as it ships, UTF-8 check included) with a callback that decodes the audio.
 
 Clients are interleaved within each repeat; medians, IQR and paired ratios over the repeats.
-``--json`` prints the result for :func:`benchlib.run_without_speedups`.
+``--json`` prints the result for :func:`benchlib.run_child`.
 Run: ``python bench/bench_e2e.py [--repeat 7] [--turns 10]``.
 """
 

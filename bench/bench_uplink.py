@@ -20,7 +20,7 @@ and subtracted (``net``), so the ratios compare the work, not the sleeps. CPU is
 ``time.process_time()`` of this process (every thread) until every frame was written; the server
 (:mod:`frameserver`) runs in another process and counts the audio that arrived. ``stages`` times
 each step alone.
-``--json`` prints the result for :func:`benchlib.run_without_speedups`.
+``--json`` prints the result for :func:`benchlib.run_child`.
 Run: ``python bench/bench_uplink.py [--chunks 300] [--repeat 5]``.
 """
 

@@ -7,9 +7,9 @@ back to back (interleaved), then summarised the same way, so a busy shared machi
 sides of a ratio together. Nothing here asserts a time.
 
 The optional ``speedups`` extra (pybase64) changes the cost of every base64 step, so each bench
-runs twice: in this process as installed, and in a child process where ``import pybase64`` fails
-(:func:`run_without_speedups`). Floors and peers use the same base64 library as dashscope_rt on
-each side (:func:`b64decode_fn`, :func:`b64encode_fn`).
+runs twice: as installed, and in a child process where ``import pybase64`` fails (:func:`run_child`
+with ``speedups=False``). Floors and peers use the same base64 library as dashscope_rt on each
+side (:func:`b64decode_fn`, :func:`b64encode_fn`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = [
     "fmt_stat",
     "have_pybase64",
     "ratio_stats",
-    "run_without_speedups",
+    "run_child",
     "stat",
 ]
 
@@ -76,7 +76,7 @@ def fmt_stat(s: dict[str, Any] | None, spec: str = ".2f", unit: str = "") -> str
 
 
 def have_pybase64() -> bool:
-    """Whether pybase64 is importable here (False in a :func:`run_without_speedups` child)."""
+    """Whether pybase64 is importable here (False in a no-speedups :func:`run_child`)."""
     try:
         import pybase64  # noqa: F401
     except ImportError:
@@ -125,20 +125,27 @@ def b64encode_fn() -> Callable[[bytes], str]:
 
 _CHILD = """
 import runpy, sys
-sys.modules["pybase64"] = None  # `import pybase64` raises ImportError from here on
+if {hide!r}:
+    sys.modules["pybase64"] = None  # `import pybase64` raises ImportError from here on
 sys.path[:0] = [{here!r}, {root!r}]
 sys.argv = [{script!r}, *{args!r}]
 runpy.run_path({script!r}, run_name="__main__")
 """
 
 
-def run_without_speedups(script: str, args: Sequence[str], timeout: float = 1800) -> Any:
-    """Run ``bench/<script> <args>`` where pybase64 cannot be imported; return its JSON.
+def run_child(
+    script: str, args: Sequence[str], *, speedups: bool = True, timeout: float = 1800
+) -> Any:
+    """Run ``bench/<script> <args>`` in a fresh process; return the JSON it printed.
 
-    The script prints its result with :func:`emit_json`; its other output goes to our stderr.
+    ``speedups=False`` runs it where ``import pybase64`` fails, as without the ``speedups``
+    extra. The script prints its result with :func:`emit_json`; its other output goes to our
+    stderr.
     """
     path = str(HERE / script)
-    code = _CHILD.format(here=str(HERE), root=str(ROOT), script=path, args=list(args))
+    code = _CHILD.format(
+        hide=not speedups, here=str(HERE), root=str(ROOT), script=path, args=list(args)
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -151,12 +158,12 @@ def run_without_speedups(script: str, args: Sequence[str], timeout: float = 1800
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(_MARK):
             res = json.loads(line[len(_MARK) :])
-            if res.get("b64_library") == "pybase64":
+            if not speedups and res.get("b64_library") == "pybase64":
                 raise RuntimeError(f"{script}: the no-speedups child still imported pybase64")
             return res
     raise RuntimeError(f"{script} {' '.join(args)} gave no result (exit {proc.returncode})")
 
 
 def emit_json(result: Any) -> None:
-    """Print ``result`` as the one machine-readable line :func:`run_without_speedups` reads."""
+    """Print ``result`` as the one machine-readable line :func:`run_child` reads."""
     print(_MARK + json.dumps(result), flush=True)
