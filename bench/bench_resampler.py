@@ -19,7 +19,6 @@ Run: ``python bench/bench_resampler.py [--seconds 10] [--repeats 5]``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import sys
@@ -35,7 +34,7 @@ import soxr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import fmt_stat, ratio_stats, stat
+from benchlib import emit_json, fmt_stat, ratio_stats, stat
 
 from dashscope_rt.audio import AudioConverter
 
@@ -224,11 +223,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args()
     report = run_resampler_bench(args.seconds, args.repeats)
     if args.json:
-        print(json.dumps(report, indent=1))
+        emit_json(report)
         return
     print(f"{report['signal_seconds']} s of a 1 kHz sine in {report['chunk_ms']} ms chunks")
     for label, case in report["cases"].items():
