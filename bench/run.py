@@ -184,12 +184,13 @@ def _resampler_rows(res: dict[str, Any]) -> list[Row]:
 def _capacity_rows(res: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     for p in res["points"]:
+        machine = p["machine_busy"] * res["cores"]
         rows.append(
             (
                 "capacity",
                 f"{p['sessions']} sessions: client/server/machine cores, late, p50/p99 ms, RSS",
                 res["b64_library"],
-                f"{p['client_cores']:.2f}/{p['server_cores']:.2f}/{p['machine_busy'] * 2:.2f}, "
+                f"{p['client_cores']:.2f}/{p['server_cores']:.2f}/{machine:.2f}, "
                 f"{p['late_chunks']}, {p['handler_p50_ms']:.1f}/{p['handler_p99_ms']:.1f}, "
                 f"{p['rss_mb']:.0f} MB",
                 "",

@@ -68,6 +68,7 @@ log = logging.getLogger("dashscope_rt.session")
 T = TypeVar("T")
 _counter = itertools.count(1)
 _SDK_NOTICES = (Reconnecting, Reconnected, SessionExpiring)
+_AUDIO_DELTA = ev.ResponseAudioDelta
 
 
 class Engine:
@@ -110,7 +111,8 @@ class Engine:
 
         # Conversation state: fed by the dispatcher (received) and by the senders (sent).
         self.conv = Conversation(model)
-        self.conv_cv = threading.Condition(threading.Lock())
+        self._conv_lock = threading.Lock()
+        self.conv_cv = threading.Condition(self._conv_lock)
 
         self.dispatcher = Dispatcher(
             number=self.number,
@@ -358,6 +360,9 @@ class Engine:
             self._notice(notice, now)
 
     def _dispatch_one(self, t: float, obj: Any) -> None:
+        if type(obj) is _AUDIO_DELTA and self.link.close_deadline is None:
+            self._dispatch_audio(t, obj)
+            return
         if self.link.close_deadline is not None:
             self.link.close_watchdog()
         if isinstance(obj, ProtocolError):
@@ -376,6 +381,18 @@ class Engine:
             self._notice(notice, t)
         if isinstance(obj, ev.ErrorEvent):
             self._server_error_event(obj)
+
+    def _dispatch_audio(self, t: float, obj: ev.ResponseAudioDelta) -> None:
+        """:meth:`_dispatch_one` for the bulk of the traffic: no bookkeeping to do, and no waiter
+        to wake (an audio delta never makes the conversation idle) unless notices come."""
+        self._last_error = None
+        with self._conv_lock:
+            notices = self.conv.receive(obj, now=t)
+            if notices:
+                self.conv_cv.notify_all()
+        self.dispatcher.emit(obj, t, wire=True)
+        for notice in notices:
+            self._notice(notice, t)
 
     def _account(self, obj: Any) -> None:
         """Session bookkeeping, done before any user code sees ``obj``."""
