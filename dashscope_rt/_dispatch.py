@@ -223,7 +223,8 @@ class Dispatcher:
         cls = type(obj)
         # The match depends on the class alone when the wire type is the class's own
         # (UnknownEvent carries its type per instance).
-        if wire and getattr(cls, "TYPE", "") and getattr(obj, "type", None) == cls.TYPE:
+        own_type: Any = getattr(cls, "TYPE", None)
+        if wire and own_type and getattr(obj, "type", None) == own_type:
             routes[cls] = fns  # into the snapshot's dict: a stale route dies with it
         return fns
 
