@@ -15,9 +15,9 @@ and the closing handshake. It knows the protocol only as far as the handshake ne
 
 from __future__ import annotations
 
-import collections
 import enum
 import logging
+import queue
 import random
 import threading
 import time
@@ -115,34 +115,40 @@ _CLOSE_FRAME = object()
 
 
 class _SendQueue:
-    """FIFO of outgoing frames, bounded in bytes; ``put`` never blocks."""
+    """FIFO of outgoing frames, bounded in bytes; ``put`` never blocks.
+
+    A C ``SimpleQueue`` carries the items (the hand-off to the sender thread is most of what
+    an append costs beyond its own work); a lock only guards the byte count.
+    """
 
     def __init__(self, max_bytes: int) -> None:
-        self._dq: collections.deque[tuple[Any, int]] = collections.deque()
-        self._cv = threading.Condition(threading.Lock())
+        self._q: queue.SimpleQueue[tuple[Any, int]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
         self._bytes = 0
         self.max_bytes = max_bytes
 
     def put(self, item: Any, nbytes: int = 0) -> None:
-        with self._cv:
-            if nbytes and self._bytes + nbytes > self.max_bytes:
-                raise SendBacklogFull(
-                    f"send backlog above {self.max_bytes} bytes: the network is slower than the "
-                    "data being sent, or the connection is stalled (nothing queued was lost)",
-                    backlog=self._bytes,
-                    limit=self.max_bytes,
-                )
-            self._bytes += nbytes
-            self._dq.append((item, nbytes))
-            self._cv.notify()
+        if nbytes:
+            with self._lock:
+                if self._bytes + nbytes > self.max_bytes:
+                    raise SendBacklogFull(
+                        f"send backlog above {self.max_bytes} bytes: the network is slower than "
+                        "the data being sent, or the connection is stalled (nothing queued was "
+                        "lost)",
+                        backlog=self._bytes,
+                        limit=self.max_bytes,
+                    )
+                self._bytes += nbytes
+                self._q.put((item, nbytes))  # under the lock: items keep the order of the count
+            return
+        self._q.put((item, 0))
 
     def get(self) -> Any:
-        with self._cv:
-            while not self._dq:
-                self._cv.wait()
-            item, nbytes = self._dq.popleft()
-            self._bytes -= nbytes
-            return item
+        item, nbytes = self._q.get()
+        if nbytes:
+            with self._lock:
+                self._bytes -= nbytes
+        return item
 
     @property
     def backlog(self) -> int:
