@@ -1,13 +1,16 @@
 """dashscope_rt: a synchronous, threaded SDK for DashScope Qwen-Omni-Realtime.
 
-Start with :class:`Session`; configure it with :class:`SessionConfig`. The top level holds what
+Start with :class:`Session` (:class:`AsyncSession` for asyncio); configure it with
+:class:`SessionConfig`. The top level holds what
 a session's user needs; the event classes are in :mod:`dashscope_rt.events`, audio helpers in
 :mod:`dashscope_rt.audio`, the offline simulator of the service in :mod:`dashscope_rt.testing`.
 """
 
 from ._link import ReconnectPolicy
 from ._version import __version__
+from .async_session import AsyncSession
 from .config import SemanticVAD, ServerVAD, SessionConfig
+from .conversation import BudgetExceeded
 from .errors import (
     AuthenticationError,
     BlockingCallInHandler,
@@ -34,13 +37,16 @@ from .errors import (
     UsageError,
 )
 from .models import ModelInfo, get_model
+from .pricing import Price, PriceTable
 from .reply import HistoryEntry, Reply, ToolCall, TurnMetrics
 from .session import Session
 from .tools import Tool, tool
 
 __all__ = [
+    "AsyncSession",
     "AuthenticationError",
     "BlockingCallInHandler",
+    "BudgetExceeded",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionClosed",
@@ -52,6 +58,8 @@ __all__ = [
     "MissingExtra",
     "ModelInfo",
     "NameResolutionError",
+    "Price",
+    "PriceTable",
     "ProtocolError",
     "RealtimeError",
     "ReconnectPolicy",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -77,8 +78,10 @@ class Asker:
         channels: int,
         instructions: str | None,
         timeout: float,
+        gate: Callable[[], None] | None = None,
     ) -> Reply:
-        """See :meth:`dashscope_rt.Session.ask`."""
+        """See :meth:`dashscope_rt.Session.ask`. ``gate()`` runs just before the request is
+        sent and may raise to send nothing (``AsyncSession`` uses it for cancellation)."""
         e = self._engine
         if e.on_dispatcher():
             raise BlockingCallInHandler(
@@ -100,6 +103,8 @@ class Asker:
             if not e.wait_idle(max(0.0, deadline - time.monotonic())):
                 e.check_open()
                 raise Timeout(f"a response was still in progress after {timeout} s")
+            if gate is not None:
+                gate()
             waiter = e.waiters.add_ask(e.link.generation)
             try:
                 manual = e.settings.manual_mode()

@@ -112,6 +112,7 @@ class Dispatcher:
         self._slow_warned: set[int] = set()
         self.slow_handler_warning = 1.0
         self._closed = closed
+        self.observer: Callable[[Any, float], None] | None = None  # tracing sees everything
 
     # -- the queue and the thread ------------------------------------------------------------------
 
@@ -122,6 +123,10 @@ class Dispatcher:
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the dispatcher thread after the items already queued."""
         self._queue.put((time.monotonic(), _Call(fn)))
+
+    def drained(self) -> bool:
+        """Whether nothing is queued for the dispatcher thread (a snapshot)."""
+        return self._queue.empty()
 
     def on_dispatcher(self) -> bool:
         """Whether the calling thread is the dispatcher (handlers run there)."""
@@ -206,6 +211,8 @@ class Dispatcher:
 
     def emit(self, obj: Any, t: float, *, wire: bool) -> None:
         """Call the handlers registered for ``obj``; ``wire``: also ``on_event`` and iterators."""
+        if self.observer is not None:
+            self.observer(obj, t)
         fns = self._routes.get(type(obj)) if wire else None
         if fns is None:
             fns = self._route(obj, wire)

@@ -33,7 +33,7 @@ from . import events as ev
 from ._dispatch import Dispatcher
 from ._handshake import server_error
 from ._link import Link, LinkLost, ReconnectPolicy, State
-from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
+from ._sdk_events import Closed, Reconnected, Reconnecting, RolledOver, SessionExpiring
 from ._settings import SessionSettings
 from ._tool_runner import ToolRunner
 from ._uplink import Uplink
@@ -41,6 +41,7 @@ from ._waiters import Waiters
 from .config import SessionConfig
 from .conversation import (
     BargeIn,
+    BudgetExceeded,
     Conversation,
     CreateFailed,
     ResponseFinished,
@@ -67,7 +68,7 @@ log = logging.getLogger("dashscope_rt.session")
 
 T = TypeVar("T")
 _counter = itertools.count(1)
-_SDK_NOTICES = (Reconnecting, Reconnected, SessionExpiring)
+_SDK_NOTICES = (Reconnecting, Reconnected, RolledOver, SessionExpiring)
 _AUDIO_DELTA = ev.ResponseAudioDelta
 
 
@@ -138,7 +139,7 @@ class Engine:
             send_backlog_bytes=send_backlog_bytes,
             expiry_warning=expiry_warning,
             deliver=self.dispatcher.deliver,
-            session_update=self.settings.wire_session,
+            session_update=self._session_update,
             on_session=self.settings.apply,
             on_redial=self._on_redial,
         )
@@ -153,6 +154,10 @@ class Engine:
             on_result=self._tool_result,
         )
         self.waiters = Waiters()
+        self.link.can_roll_over = self._between_turns
+        # Set by the session: the context text for a new server session's instructions.
+        self.context_builder: Callable[[], str] | None = None
+        self.budget_ends_session = False
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -427,6 +432,11 @@ class Engine:
             self.tools.start(notice.response_id, notice.calls)
         elif isinstance(notice, BargeIn):
             self.tools.cancel("barge-in")
+        elif isinstance(notice, BudgetExceeded) and self.budget_ends_session:
+            log.warning(
+                "cost %.6g reached the budget %.6g: closing", notice.total_cost, notice.budget
+            )
+            self.close_async(1000, "budget exceeded")
         elif isinstance(notice, CreateFailed):
             self.waiters.create_failed(notice.event_id, notice.message)
         self.dispatcher.emit(notice, t, wire=False)
@@ -467,23 +477,34 @@ class Engine:
             return
         self.waiters.tool_results_sent()
 
-    def _on_redial(self, generation: int) -> None:
-        """Reader thread: a new connection is up; reset the state before its events."""
-        self.dispatcher.call_soon(functools.partial(self._reset_after_redial, generation))
+    def _session_update(self) -> dict[str, Any]:
+        """Reader thread, at each handshake: a new server session gets the context so far."""
+        if self.context_builder is not None:
+            self.settings.context_text = self.context_builder()
+        return self.settings.wire_session()
 
-    def _reset_after_redial(self, generation: int) -> None:
+    def _between_turns(self) -> bool:
+        """Reader thread: no response in progress and every received event handled."""
+        with self.conv_cv:
+            idle = self.conv.can_create_response()
+        return idle and not self.tools.busy() and self.dispatcher.drained()
+
+    def _on_redial(self, generation: int, planned: bool) -> None:
+        """Reader thread: a new connection is up; reset the state before its events."""
+        reset = functools.partial(self._reset_after_redial, generation, planned)
+        self.dispatcher.call_soon(reset)
+
+    def _reset_after_redial(self, generation: int, planned: bool = False) -> None:
         """Dispatcher: the server forgot everything; start the state afresh, keep the history."""
         lost = self.link.drop_cause or ConnectionClosed(1006, "connection lost")
-        self.waiters.fail_older(generation, lost)
+        self.waiters.fail_older(generation, lost, planned=planned)
         with self.conv_cv:
-            old = self.conv
-            self.conv = Conversation(self.model)
-            self.conv.history = old.history
-            self.conv.metrics = old.metrics
+            self.conv = self.conv.carry_over()
             self.conv_cv.notify_all()
         self.active_response = None
         self.tools.cancel("a new server session")
         self.uplink.reset()
+        self.link.state_reset(generation)
 
     def lag_percentiles(self) -> tuple[float, float]:
         return self.dispatcher.lag_percentiles()

@@ -28,7 +28,7 @@ import attrs
 
 from . import events as ev
 from ._handshake import Dialer, WireLog
-from ._sdk_events import Reconnected, Reconnecting, SessionExpiring
+from ._sdk_events import Reconnected, Reconnecting, RolledOver, SessionExpiring
 from .errors import (
     ConnectionClosed,
     HandshakeError,
@@ -55,8 +55,8 @@ class ReconnectPolicy:
 
     The backoff doubles from ``initial_backoff`` up to ``max_backoff``, varied by ±``jitter`` (a
     fraction). Never used after an authentication failure, a quota (1007) or policy (1008)
-    close, or :meth:`Session.close`. The new connection is a fresh server session: the config
-    and tools are sent again, but the model has no memory of earlier turns.
+    close, or :meth:`Session.close`. The new connection is a fresh server session: the config and
+    tools are sent again, and the earlier turns only as the transcript in its instructions.
     """
 
     max_attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
@@ -102,6 +102,10 @@ class LinkLost:
 
     error: ConnectionClosed
     cause: BaseException | None = None
+
+
+class _RollOver(Exception):
+    """Raised in the reader to move to a new server session (see ``Link._roll_over``)."""
 
 
 @attrs.define
@@ -163,8 +167,11 @@ class Link:
     the SDK's own notices (:class:`Reconnecting`, ...) and finally one :class:`LinkLost`.
     ``session_update()`` gives the ``session`` object to send at each handshake;
     ``on_session(info)`` is told the server's ``session.created``/``updated`` payloads during
-    a handshake; ``on_redial(generation)`` runs (on the reader thread) once a redial succeeded,
-    before the events of the new connection are delivered.
+    a handshake; ``on_redial(generation, planned)`` runs (on the reader thread) once a redial
+    (or, ``planned``, a rollover) succeeded, before the events of the new connection are
+    delivered; the engine then calls :meth:`state_reset` once its state is fresh. With
+    ``rollover_lead`` set, when the cap (``session_cap``) is that close and ``can_roll_over()``
+    says no turn is in progress, the reader moves to a new server session itself.
     """
 
     def __init__(
@@ -186,7 +193,7 @@ class Link:
         deliver: Callable[[float, Any], None],
         session_update: Callable[[], dict[str, Any]],
         on_session: Callable[[ev.SessionInfo | None], None],
-        on_redial: Callable[[int], None],
+        on_redial: Callable[[int, bool], None],
     ) -> None:
         self.number = number
         self.url = url
@@ -225,6 +232,12 @@ class Link:
         self._sender: threading.Thread | None = None
         self._expiry_warned = False
         self._expiry_check_at = 0.0
+        self.session_cap = SESSION_CAP_S
+        self.rollover_lead: float | None = None
+        self.can_roll_over: Callable[[], bool] = lambda: False
+        self._rollover_failed = False
+        self._ready_generation = 0  # the generation whose session state is in place
+        self.session_id: str | None = None  # of the current server session
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -246,15 +259,27 @@ class Link:
         raise SessionClosed(f"the session is closed{closed_detail}; nothing more can be sent")
 
     def wait_open(self, timeout: float) -> bool:
-        """Block while a redial is in progress; True once the link is open."""
+        """Block while a redial is in progress; True once the link is open.
+
+        Open means also that the engine has reset its state for the new connection, so that
+        what is sent next is accounted to it, not to the old one.
+        """
         deadline = time.monotonic() + timeout
         with self._state_cv:
-            while self.state is State.RECONNECTING:
+            while self.state is State.RECONNECTING or (
+                self.state is State.OPEN and self._ready_generation < self.generation
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._state_cv.wait(left)
             return self.state is State.OPEN
+
+    def state_reset(self, generation: int) -> None:
+        """The engine's state is fresh for connection ``generation`` (see :meth:`wait_open`)."""
+        with self._state_cv:
+            self._ready_generation = generation
+            self._state_cv.notify_all()
 
     def mark_closed(self) -> None:
         """The session has ended (the dispatcher has run ``on_close``)."""
@@ -278,7 +303,7 @@ class Link:
         On failure no thread and no socket are left, and the state is CLOSED.
         """
         try:
-            transport, early, _ = self._dial()
+            transport, early, self.session_id = self._dial()
         except BaseException:
             with self._state_cv:
                 self.state = State.CLOSED
@@ -319,6 +344,9 @@ class Link:
                 try:
                     self._read_until_closed(transport)
                     continue  # pragma: no cover - only ever ends by raising
+                except _RollOver:
+                    self._roll_over(transport)
+                    continue
                 except ConnectionClosed as exc:
                     closed = exc
                 if self.user_closed:
@@ -366,8 +394,6 @@ class Link:
                 transport.settimeout(self.ping_timeout)
                 continue
             t = monotonic()
-            if t >= self._expiry_check_at:
-                self._check_expiry(t)
             if ping_sent is not None:
                 ping_sent = None
                 transport.settimeout(interval)
@@ -382,13 +408,25 @@ class Link:
             if recording:
                 self.wire_log.received(event)
             deliver(t, event)
+            if t >= self._expiry_check_at:  # after the frame: a rollover must not lose it
+                self._check_expiry(t)
 
     def _check_expiry(self, now: float) -> None:
         start = self.connected_at
         self._expiry_check_at = now + 1.0
-        if start is None or self._expiry_warned:
+        if start is None:
             return
-        remaining = SESSION_CAP_S - (now - start)
+        remaining = self.session_cap - (now - start)
+        lead = self.rollover_lead
+        if (
+            lead is not None
+            and remaining <= lead
+            and not self._rollover_failed
+            and self.can_roll_over()
+        ):
+            raise _RollOver
+        if self._expiry_warned:
+            return
         if remaining <= self.expiry_warning:
             self._expiry_warned = True
             log.warning("the session reaches the service's 120-minute cap in %.0f s", remaining)
@@ -430,26 +468,57 @@ class Link:
                 if isinstance(exc, ServerError) or not policy.recoverable(exc):
                     return False, exc
                 continue
-            with self._state_cv:
-                if self.state is not State.RECONNECTING:  # closed meanwhile
-                    transport.abort()
-                    transport.release()
-                    return False, None
-                self.transport = transport
-                self.connected_at = time.monotonic()
-                self._expiry_warned = False
-                self.generation += 1
-                self._on_redial(self.generation)
-                now = time.monotonic()
-                for t, obj in early:
-                    self._deliver(t, obj)
-                self._deliver(now, Reconnected(attempt=attempt, session_id=session_id))
-                self.state = State.OPEN
-                self._up = True
-                self._state_cv.notify_all()
+            notice = Reconnected(attempt=attempt, session_id=session_id)
+            if not self._adopt(transport, early, notice, State.RECONNECTING):
+                return False, None
             log.info("reconnected (attempt %d): session %s", attempt, session_id)
             return True, None
         return False, cause
+
+    def _adopt(
+        self, transport: Transport, early: list[tuple[float, Any]], notice: Any, expect: State
+    ) -> bool:
+        """Reader: make a freshly handshaken connection the link's; False if closed meanwhile."""
+        with self._state_cv:
+            if self.state is not expect:
+                transport.abort()
+                transport.release()
+                return False
+            self.transport = transport
+            self.session_id = getattr(notice, "session_id", None)
+            self.connected_at = time.monotonic()
+            self._expiry_warned = False
+            self._rollover_failed = False
+            self.generation += 1
+            self._on_redial(self.generation, isinstance(notice, RolledOver))
+            now = time.monotonic()
+            for t, obj in early:
+                self._deliver(t, obj)
+            self._deliver(now, notice)
+            self.state = State.OPEN
+            self._up = True
+            self._state_cv.notify_all()
+        return True
+
+    def _roll_over(self, old: Transport) -> None:
+        """Reader: move to a new server session before the cap (the context goes along).
+
+        Done between turns only; frames being written to the old connection at that moment
+        are lost with it.
+        """
+        previous = self.session_id
+        try:
+            transport, early, session_id = self._dial()
+        except (TransportError, ServerError) as exc:
+            log.warning("rollover to a new session failed (%s); this one runs to the cap", exc)
+            self._rollover_failed = True
+            return
+        notice = RolledOver(session_id=session_id, previous_session_id=previous)
+        if not self._adopt(transport, early, notice, State.OPEN):
+            return
+        log.info("rolled over from session %s to %s", previous, session_id)
+        old.close(1000, "rollover")
+        old.release()
 
     def _gone(self, closed: ConnectionClosed, cause: BaseException | None = None) -> None:
         with self._state_cv:

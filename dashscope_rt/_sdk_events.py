@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import attrs
 
-__all__ = ["Closed", "Reconnected", "Reconnecting", "SessionExpiring"]
+__all__ = ["Closed", "Reconnected", "Reconnecting", "RolledOver", "SessionExpiring"]
 
 
 @attrs.frozen(kw_only=True)
@@ -43,12 +43,29 @@ class Reconnecting:
 class Reconnected:
     """A new connection is up and the session config (and tools) were sent again.
 
-    The server starts a fresh session: earlier turns are not in its context.
+    The server starts a fresh session: earlier turns reach it only as the transcript carried
+    in its instructions (``context_chars``).
     """
 
     TYPE: ClassVar[str] = "sdk.reconnected"
     attempt: int
     session_id: str | None = None
+
+    @property
+    def type(self) -> str:
+        return self.TYPE
+
+
+@attrs.frozen(kw_only=True)
+class RolledOver:
+    """Before the 120-minute cap the session moved to a new server session (``rollover=``).
+
+    The config and tools were sent again, and the transcript so far through ``instructions``.
+    """
+
+    TYPE: ClassVar[str] = "sdk.rolled_over"
+    session_id: str | None = None
+    previous_session_id: str | None = None
 
     @property
     def type(self) -> str:

@@ -18,6 +18,7 @@ import attrs
 from . import events as ev
 from .config import UNSET, SessionConfig
 from .errors import RealtimeError
+from .history import with_context
 from .models import ModelInfo
 from .tools import Tool
 
@@ -39,6 +40,7 @@ class SessionSettings:
         self.session_id: str | None = None
         self.info: ev.SessionInfo | None = None
         self.effective: SessionConfig | None = None
+        self.context_text = ""  # the conversation carried over to this server session
 
     @property
     def config(self) -> SessionConfig:
@@ -57,7 +59,12 @@ class SessionSettings:
 
     def wire_session(self) -> dict[str, Any]:
         """The ``session`` object of ``session.update``; raises for what the model can't do."""
-        return self.full_config().to_wire(self.model)
+        return self._with_context(self.full_config().to_wire(self.model))
+
+    def _with_context(self, wire: dict[str, Any]) -> dict[str, Any]:
+        if self.context_text:
+            wire["instructions"] = with_context(wire.get("instructions"), self.context_text)
+        return wire
 
     def propose(self, change: SessionConfig) -> tuple[SessionConfig, dict[str, Any]]:
         """Merge ``change`` in and return (the previous config, the wire form to send).
@@ -67,14 +74,14 @@ class SessionSettings:
         with self._lock:
             old = self._config
             new = old.merge(change)
-            wire = self.full_config(new).to_wire(self.model)
+            wire = self._with_context(self.full_config(new).to_wire(self.model))
             self._config = new
             return old, wire
 
     def restore(self, old: SessionConfig, refused: dict[str, Any]) -> None:
         """The server refused ``refused``: go back to ``old`` unless it changed again since."""
         with self._lock:
-            if self.full_config().to_wire(self.model) == refused:
+            if self.wire_session() == refused:
                 self._config = old
 
     @property

@@ -13,6 +13,7 @@ import concurrent.futures
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -67,6 +68,8 @@ class ToolRunner:
         self._batches: list[ToolBatch] = []
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # Told of each finished call: (call, start and end in time.time_ns(), error); tracing.
+        self.observer: Callable[[ToolCall, int, int, BaseException | None], None] | None = None
 
     # -- the on_tool_call handler ------------------------------------------------------------------
 
@@ -116,11 +119,14 @@ class ToolRunner:
 
     def _run(self, batch: ToolBatch, call: ToolCall) -> None:
         error: BaseException | None = None
+        started = time.time_ns()
         try:
             output = self._invoke(call)
         except Exception as exc:
             error = exc
             output = json.dumps({"error": f"{type(exc).__name__}: {exc}"}, ensure_ascii=False)
+        if self.observer is not None:
+            self.observer(call, started, time.time_ns(), error)
 
         def done() -> None:
             if batch.cancelled:
@@ -144,6 +150,10 @@ class ToolRunner:
         )
 
     # -- batches -----------------------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        """Whether results are still to come or to be sent. Any thread (a snapshot)."""
+        return bool(self._batches)
 
     def pop_ready(self) -> ToolBatch | None:
         """The oldest batch if every result is in (removed), else None. Dispatcher thread."""

@@ -123,10 +123,13 @@ class Waiters:
             if eid in w.event_ids if eid is not None else not w.started:
                 self._end(w, error=error)
 
-    def fail_older(self, generation: int, error: BaseException) -> None:
-        """A redial: the asks sent on an older connection will get no answer."""
+    def fail_older(self, generation: int, error: BaseException, *, planned: bool = False) -> None:
+        """A redial: the asks sent on an older connection will get no answer.
+
+        After a planned rollover (between turns) only asks whose response had started fail.
+        """
         for w in self._asking():
-            if w.generation < generation:
+            if w.generation < generation and not (planned and not w.started):
                 self._end(w, error=error)
 
     # -- update ------------------------------------------------------------------------------------

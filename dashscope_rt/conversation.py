@@ -20,17 +20,22 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
 from . import events as ev
+from .errors import InvalidInput
 from .models import ModelInfo
 from .reply import HistoryEntry, Reply, ToolCall, TurnMetrics
+
+if TYPE_CHECKING:
+    from .pricing import CostMeter
 
 __all__ = [
     "AssistantTranscript",
     "BargeIn",
+    "BudgetExceeded",
     "ConfigApplied",
     "Conversation",
     "CreateFailed",
@@ -116,6 +121,20 @@ class BargeIn(Notice):
     """The user started speaking while a response was playing: flush queued playback."""
 
     response_id: str | None
+
+
+@attrs.frozen
+class BudgetExceeded(Notice):
+    """The session's total cost (``prices=``) reached its ``budget``; reported once."""
+
+    TYPE: ClassVar[str] = "sdk.budget_exceeded"
+    total_cost: float
+    budget: float
+    response_id: str | None = None
+
+    @property
+    def type(self) -> str:
+        return self.TYPE
 
 
 @attrs.frozen
@@ -232,7 +251,9 @@ class Conversation:
     after which it is finished without ``response.done``. ``cancel_grace``: seconds to wait
     for ``response.done`` once the audio/output item of a cancelled response is done.
     ``create_timeout``: seconds after which a ``response.create`` that got neither
-    ``response.created`` nor an error stops counting as pending.
+    ``response.created`` nor an error stops counting as pending. ``max_history``: the most
+    recent history lines (and metrics) kept; None keeps everything. ``meter``: prices each
+    reply (``Reply.cost``) and reports a budget overrun (:class:`BudgetExceeded`).
     """
 
     def __init__(
@@ -243,8 +264,16 @@ class Conversation:
         cancel_timeout: float = 5.0,
         cancel_grace: float = 0.5,
         create_timeout: float = 15.0,
+        max_history: int | None = None,
+        meter: CostMeter | None = None,
     ) -> None:
+        if max_history is not None and (
+            isinstance(max_history, bool) or not isinstance(max_history, int) or max_history < 1
+        ):
+            raise InvalidInput(f"max_history must be an int >= 1 or None, got {max_history!r}")
         self.model = model
+        self.max_history = max_history
+        self.meter = meter
         self.clock = clock
         self.cancel_timeout = cancel_timeout
         self.cancel_grace = cancel_grace
@@ -789,6 +818,7 @@ class Conversation:
             for c in resp.calls.values()
         )
         usage = done.usage if done is not None else None
+        cost, over_budget = self.meter.charge(usage) if self.meter else (None, False)
         metrics = TurnMetrics(
             response_id=resp.id,
             status=status,
@@ -814,6 +844,7 @@ class Conversation:
             tool_calls=calls,
             user_transcript=resp.turn.transcript,
             response=done,
+            cost=cost,
         )
         final_text = text or transcript
         key = ("assistant", resp.seq)
@@ -821,10 +852,14 @@ class Conversation:
             self._set_history(key, "assistant", resp.item_id, final_text, True)
         self._last_turn = resp.turn
         self.metrics.append(metrics)
+        if self.max_history is not None and len(self.metrics) > self.max_history:
+            del self.metrics[: len(self.metrics) - self.max_history]
         self.last_reply = reply
         self._out.append(ResponseFinished(reply))
         if calls and status not in ("cancelled", "failed"):
             self._out.append(ToolCallsReady(resp.id, calls))
+        if over_budget and self.meter is not None and self.meter.budget is not None:
+            self._out.append(BudgetExceeded(self.meter.total, self.meter.budget, resp.id))
 
     # --- history ---
 
@@ -853,6 +888,30 @@ class Conversation:
                 k: (i + 1 if i >= pos else i) for k, i in self._history_index.items()
             }
         self._history_index[key] = pos
+        if self.max_history is not None and len(self.history) > self.max_history:
+            self._trim_history(len(self.history) - self.max_history)
+
+    def _trim_history(self, drop: int) -> None:
+        """Forget the ``drop`` oldest lines (and the keys that pointed at them)."""
+        del self.history[:drop]
+        self._history_index = {k: i - drop for k, i in self._history_index.items() if i >= drop}
+        while self._unacked_texts and self._unacked_texts[0] not in self._history_index:
+            self._unacked_texts.popleft()
+
+    def carry_over(self) -> Conversation:
+        """A fresh state for a new server session that keeps the history, metrics and costs."""
+        new = Conversation(
+            self.model,
+            clock=self.clock,
+            cancel_timeout=self.cancel_timeout,
+            cancel_grace=self.cancel_grace,
+            create_timeout=self.create_timeout,
+            max_history=self.max_history,
+            meter=self.meter,
+        )
+        new.history = self.history
+        new.metrics = self.metrics
+        return new
 
     def _set_user(self, item_id: str | None, text: str, final: bool) -> None:
         seq = self._user_item_response.get(item_id) if item_id is not None else None

@@ -5,8 +5,9 @@ object in ``raw`` (left out of ``==`` and ``repr``). Unknown types become :class
 older DashScope ``choices`` reply shape becomes :class:`LegacyChoices`. Decoding never raises
 anything but :class:`~dashscope_rt.errors.ProtocolError`; missing or wrong-typed fields read as
 ``None``. Client events are encoded to compact JSON text by :func:`encode`. The SDK's own events
-(:class:`Closed`, :class:`Reconnecting`, :class:`Reconnected`, :class:`SessionExpiring`) are here
-too: :data:`SessionEvent` is everything a session's ``events()`` yields.
+(:class:`Closed`, :class:`Reconnecting`, :class:`Reconnected`, :class:`RolledOver`,
+:class:`SessionExpiring`) are here too: :data:`SessionEvent` is everything a session's
+``events()`` yields.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ._sdk_events import Closed, Reconnected, Reconnecting, SessionExpiring
+from ._sdk_events import Closed, Reconnected, Reconnecting, RolledOver, SessionExpiring
 from .errors import InvalidInput, ProtocolError
 
 try:  # optional SIMD base64, ~10x faster on audio frames: pip install "dashscope-rt[speedups]"
@@ -71,6 +72,7 @@ __all__ = [
     "ResponseOutputItemDone",
     "ResponseTextDelta",
     "ResponseTextDone",
+    "RolledOver",
     "SdkEvent",
     "ServerEvent",
     "SessionCreated",
@@ -784,7 +786,7 @@ ServerEvent = (
     | LegacyChoices
 )
 
-SdkEvent = Closed | Reconnecting | Reconnected | SessionExpiring
+SdkEvent = Closed | Reconnecting | Reconnected | RolledOver | SessionExpiring
 """The SDK's own events (no wire form): the session ended, a redial, the 120-minute cap."""
 
 SessionEvent = ServerEvent | SdkEvent

@@ -148,6 +148,8 @@ class Reply:
     user_transcript: str | None = None
     response: ev.Response | None = None
     """The ``response.done`` payload (None when the response ended without one)."""
+    cost: float | None = None
+    """What this response cost, from the session's ``prices`` (None without a price table)."""
 
     @property
     def duration(self) -> float:

@@ -9,6 +9,7 @@ handler delays later handlers but never the connection (reads, pings).
 from __future__ import annotations
 
 import os
+import urllib.parse
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,9 +18,10 @@ from . import events as ev
 from ._ask import Asker
 from ._engine import Engine
 from ._handlers import HandlerRegistration
-from ._link import ReconnectPolicy, State
+from ._link import SESSION_CAP_S, ReconnectPolicy, State
 from ._version import __version__
 from .config import SessionConfig
+from .conversation import Conversation
 from .errors import (
     BlockingCallInHandler,
     InvalidInput,
@@ -29,12 +31,31 @@ from .errors import (
     UnsupportedByModel,
 )
 from .events import Closed
+from .history import coerce_history, context_block, history_to_json
 from .models import ModelInfo, get_model
+from .pricing import CostMeter, as_price_table
 from .reply import HistoryEntry, Reply, TurnMetrics
+from .telemetry import make_tracer
 from .tools import Tool, as_tools
 from .transport import build_url, redact_url
 
 __all__ = ["Session"]
+
+
+def _check_production_options(
+    context_chars: int, rollover: float | None, max_duration: float, budget_action: str
+) -> None:
+    if isinstance(context_chars, bool) or not isinstance(context_chars, int) or context_chars < 0:
+        raise InvalidInput(f"context_chars must be an int >= 0 (0: off), got {context_chars!r}")
+    if not max_duration > 0:
+        raise InvalidInput(f"max_duration must be > 0 seconds, got {max_duration!r}")
+    if rollover is not None and not 0 < rollover < max_duration:
+        raise InvalidInput(
+            f"rollover must be None or seconds before the cap, between 0 and max_duration "
+            f"({max_duration:g}), got {rollover!r}"
+        )
+    if budget_action not in ("event", "end"):
+        raise InvalidInput(f"budget_action must be 'event' or 'end', got {budget_action!r}")
 
 
 class _Secret(str):
@@ -80,6 +101,18 @@ class Session(HandlerRegistration):
     :class:`~dashscope_rt.errors.SendBacklogFull`. ``expiry_warning``: seconds before the
     120-minute cap to emit :class:`~dashscope_rt.events.SessionExpiring`. Threads are daemons
     named ``dashscope_rt-{reader,dispatch,sender,tool}-N``.
+
+    **Production.** ``max_history``: history lines (and metrics) kept, None for all.
+    ``history``: an earlier transcript (``export_history()`` JSON or entries) to continue;
+    it and, after a reconnect or a rollover, the transcript so far are given to the new server
+    session through its ``instructions`` (the last ``context_chars`` characters; 0: never).
+    ``rollover``: seconds before the cap (``max_duration``, 120 minutes) at which, between
+    turns, the session moves to a new server session (:class:`~dashscope_rt.events.RolledOver`).
+    ``prices``: a :class:`~dashscope_rt.pricing.PriceTable` (or its dict, or a JSON path) for
+    ``Reply.cost`` and :attr:`total_cost`; ``budget``: the total at which ``BudgetExceeded`` is
+    emitted, and with ``budget_action="end"`` the session closes. With ``opentelemetry-api`` and
+    a tracer provider configured (or given as ``tracer_provider``), spans are recorded per
+    session, turn and tool call (:mod:`dashscope_rt.telemetry`).
     """
 
     def __init__(
@@ -105,6 +138,15 @@ class Session(HandlerRegistration):
         send_backlog_bytes: int = 32 * 1024 * 1024,
         expiry_warning: float = 300.0,
         tool_workers: int = 4,
+        max_history: int | None = 200,
+        history: Any = None,
+        context_chars: int = 4000,
+        rollover: float | None = None,
+        max_duration: float = SESSION_CAP_S,
+        prices: Any = None,
+        budget: float | None = None,
+        budget_action: str = "event",
+        tracer_provider: Any = None,
     ) -> None:
         info = model if isinstance(model, ModelInfo) else get_model(model)
         key = api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY")
@@ -118,6 +160,7 @@ class Session(HandlerRegistration):
             raise InvalidInput(f"handler_errors must be 'log' or 'raise', got {handler_errors!r}")
         if ping_interval is not None and ping_interval <= 0:
             raise InvalidInput(f"ping_interval must be > 0 or None, got {ping_interval!r}")
+        _check_production_options(context_chars, rollover, max_duration, budget_action)
         try:
             full_url = build_url(info.name, region=region, url=url)
         except ValueError as exc:
@@ -153,8 +196,44 @@ class Session(HandlerRegistration):
             tool_workers=tool_workers,
         )
         self._engine.settings.wire_session()  # refuse what the model cannot do now, not at connect
+        self._setup_production(
+            info, max_history, history, context_chars, prices, budget, tracer_provider
+        )
+        self._engine.link.session_cap = max_duration
+        self._engine.link.rollover_lead = rollover
+        self._engine.budget_ends_session = budget_action == "end"
         self._asker = Asker(self._engine)
         self._finalizer = weakref.finalize(self, self._engine.close, 1000, "", 1.0)
+
+    def _setup_production(
+        self,
+        info: ModelInfo,
+        max_history: int | None,
+        history: Any,
+        context_chars: int,
+        prices: Any,
+        budget: float | None,
+        tracer_provider: Any,
+    ) -> None:
+        """History bound and restore, context carry-over, cost meter and tracing."""
+        e = self._engine
+        table = as_price_table(prices)
+        meter = CostMeter(info.name, table, budget) if table is not None or budget else None
+        conv = Conversation(info, max_history=max_history, meter=meter)
+        seed = list(coerce_history(history))
+        conv.history = seed[-max_history:] if max_history is not None else seed
+        e.conv = conv
+        if context_chars > 0:
+
+            def context() -> str:
+                return context_block(e.read_conversation(lambda c: tuple(c.history)), context_chars)
+
+            e.context_builder = context
+        host = urllib.parse.urlsplit(e.url).hostname or ""
+        tracer = make_tracer(info.name, host, tracer_provider)
+        if tracer is not None:
+            e.dispatcher.observer = tracer.observe
+            e.tools.observer = tracer.tool_done
 
     def __repr__(self) -> str:
         e = self._engine
@@ -398,6 +477,16 @@ class Session(HandlerRegistration):
     def history(self) -> tuple[HistoryEntry, ...]:
         """The transcript so far: user and assistant lines, in order."""
         return self._engine.read_conversation(lambda c: tuple(c.history))
+
+    def export_history(self, *, indent: int | None = None) -> str:
+        """The transcript as JSON; give it back as ``Session(history=...)`` to carry on."""
+        return history_to_json(self.history, indent=indent)
+
+    @property
+    def total_cost(self) -> float | None:
+        """What the session cost so far by the ``prices`` table (None without one)."""
+        meter = self._engine.conv.meter
+        return meter.total if meter is not None and meter.table is not None else None
 
     @property
     def metrics(self) -> tuple[TurnMetrics, ...]:

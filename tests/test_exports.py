@@ -10,8 +10,10 @@ from dashscope_rt import errors, events
 
 # What a session's user needs, and nothing else: a change here is a deliberate API change.
 PINNED = [
+    "AsyncSession",
     "AuthenticationError",
     "BlockingCallInHandler",
+    "BudgetExceeded",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionClosed",
@@ -23,6 +25,8 @@ PINNED = [
     "MissingExtra",
     "ModelInfo",
     "NameResolutionError",
+    "Price",
+    "PriceTable",
     "ProtocolError",
     "RealtimeError",
     "ReconnectPolicy",

@@ -5,7 +5,6 @@ notebook (executed with nbclient)."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 import threading
@@ -316,7 +315,7 @@ def test_flask_page_and_assets() -> None:
 @pytest.mark.timeout(30)
 def test_flask_relay_over_a_real_websocket(no_thread_leak: None, sim: Simulator) -> None:
     pytest.importorskip("flask_sock")
-    import websocket
+    from browser import relay_one_turn
     from werkzeug.serving import make_server
 
     from samples.flask_app.app import create_app
@@ -325,25 +324,9 @@ def test_flask_relay_over_a_real_websocket(no_thread_leak: None, sim: Simulator)
     server = make_server("127.0.0.1", 0, create_app(url=sim.url), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    ws = websocket.create_connection(f"ws://127.0.0.1:{server.server_port}/ws", timeout=10)
     try:
-        ws.send(json.dumps({"type": "start", "sampleRate": 48000}))
-        ready = json.loads(ws.recv())
-        assert ready == {"type": "ready", "inputRate": 16000, "outputRate": 24000}
-        pcm = synthesize(QUESTION, 48000) + silence(1500, 48000)
-        for i in range(0, len(pcm), 9600):  # 100 ms at 48 kHz, as the page sends
-            ws.send_binary(pcm[i : i + 9600])
-        events: list[dict[str, Any]] = []
-        audio = bytearray()
-        while not events or events[-1]["type"] != "done":
-            msg = ws.recv()
-            if isinstance(msg, bytes):
-                audio += msg
-            else:
-                events.append(json.loads(msg))
-        ws.send(json.dumps({"type": "stop"}))
+        events, audio, _ = relay_one_turn(f"ws://127.0.0.1:{server.server_port}/ws")
     finally:
-        ws.close()
         server.shutdown()
         thread.join(10)
     kinds = [e["type"] for e in events]

@@ -1,0 +1,1 @@
+"""FastAPI relay sample (see app.py)."""
