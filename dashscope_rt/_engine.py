@@ -366,7 +366,16 @@ class Engine:
 
     def _dispatch_one(self, t: float, obj: Any) -> None:
         if type(obj) is _AUDIO_DELTA and self.link.close_deadline is None:
-            self._dispatch_audio(t, obj)
+            # The bulk of the traffic: no bookkeeping to do, and no waiter to wake (an audio
+            # delta never makes the conversation idle) unless notices come.
+            self._last_error = None
+            with self._conv_lock:
+                notices = self.conv.receive(obj, now=t)
+                if notices:
+                    self.conv_cv.notify_all()
+            self.dispatcher.emit(obj, t, wire=True)
+            for notice in notices:
+                self._notice(notice, t)
             return
         if self.link.close_deadline is not None:
             self.link.close_watchdog()
@@ -386,18 +395,6 @@ class Engine:
             self._notice(notice, t)
         if isinstance(obj, ev.ErrorEvent):
             self._server_error_event(obj)
-
-    def _dispatch_audio(self, t: float, obj: ev.ResponseAudioDelta) -> None:
-        """:meth:`_dispatch_one` for the bulk of the traffic: no bookkeeping to do, and no waiter
-        to wake (an audio delta never makes the conversation idle) unless notices come."""
-        self._last_error = None
-        with self._conv_lock:
-            notices = self.conv.receive(obj, now=t)
-            if notices:
-                self.conv_cv.notify_all()
-        self.dispatcher.emit(obj, t, wire=True)
-        for notice in notices:
-            self._notice(notice, t)
 
     def _account(self, obj: Any) -> None:
         """Session bookkeeping, done before any user code sees ``obj``."""
