@@ -9,8 +9,9 @@ every session (an app's audio pump); the SDK's own threads do the rest.
 
 Measured over a window after one warm-up cycle:
 
-* CPU of this process and of the server, in cores (CPU seconds / wall seconds), and of the whole
-  machine (every process, other tenants included);
+* CPU of this process (also by thread role: reader, dispatch, sender, the pump) and of the
+  server, in cores (CPU seconds / wall seconds), and of the whole machine (every process, other
+  tenants included);
 * late chunks: appends that started a whole chunk (100 ms) or more after they were due;
 * handler latency: server send -> ``on_audio_delta`` (the server stamps each delta), p50/p99;
 * RSS, threads, file descriptors;
@@ -152,6 +153,25 @@ class _Fleet:
             list(pool.map(lambda s: s.close(), self.sessions))
 
 
+def _cpu_by_role() -> dict[str, float]:
+    """CPU seconds of this process's threads so far, summed by role (the name, numbers cut).
+
+    Read from /proc/self/task/*/schedstat (nanoseconds; the clock-tick counts psutil has are
+    too coarse for threads that each run a few milliseconds). Empty where there is no /proc.
+    """
+    out: dict[str, float] = {}
+    for t in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{t.native_id}/schedstat") as f:
+                ns = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        name = t.name
+        role = name.split("-")[1] if name.startswith("dashscope_rt-") else name
+        out[role] = out.get(role, 0.0) + ns / 1e9
+    return out
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -173,10 +193,12 @@ def _point(server: FrameServer, n: int, input_name: str, window: float) -> dict[
         fleet.latencies.clear()
         late0, timed0 = fleet.late, fleet.appends_timed
         psutil.cpu_percent()
+        roles0 = _cpu_by_role()
         cpu0, srv0, t0 = time.process_time(), server.cpu_seconds(), time.monotonic()
         time.sleep(window)
         wall = time.monotonic() - t0
         cpu, srv = time.process_time() - cpu0, server.cpu_seconds() - srv0
+        roles = {k: round((v - roles0.get(k, 0.0)) / wall, 3) for k, v in _cpu_by_role().items()}
         machine = psutil.cpu_percent() / 100.0
         late, timed = fleet.late - late0, fleet.appends_timed - timed0
         lat = list(fleet.latencies)
@@ -207,6 +229,7 @@ def _point(server: FrameServer, n: int, input_name: str, window: float) -> dict[
         "connect_s": round(connect_s, 1),
         "window_s": round(wall, 1),
         "client_cores": round(cpu / wall, 3),
+        "client_cores_by_thread": {k: v for k, v in sorted(roles.items()) if v > 0},
         "server_cores": round(srv / wall, 3),
         "machine_busy": round(machine, 3),
         "late_chunks": late,
