@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
-from .audio import AudioConverter
 from .errors import InvalidInput, InvalidType
+
+if TYPE_CHECKING:
+    from .audio import AudioConverter
 
 __all__ = ["IMAGE_B64_LIMIT", "Uplink"]
 
@@ -74,6 +76,8 @@ class Uplink:
             chunks: list[bytes] = []
             conv = self._converter
             if conv is None:
+                from .audio import AudioConverter  # numpy and soxr: imported on first use
+
                 conv = AudioConverter(target, input_rate=rate, channels=channels)
                 self._converter = conv
             elif key != self._converter_key:

@@ -20,7 +20,6 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import websocket
 from websocket import ABNF
 
@@ -61,6 +60,8 @@ class _Frame(ABNF):
     XOR for the ~4 KB audio appends that are most of the uplink."""
 
     def _get_masked(self, mask_key: str | bytes) -> bytes:
+        import numpy as np  # here, not at import: `import dashscope_rt` stays light
+
         key = mask_key.encode("latin-1") if isinstance(mask_key, str) else mask_key
         data = self.data if isinstance(self.data, bytes) else self.data.encode("latin-1")
         n = len(data)
