@@ -47,7 +47,7 @@ def _serve(args: argparse.Namespace) -> None:
     """Child process: run a Simulator, print its port, answer commands read from stdin."""
     import logging
 
-    from dashscope_rt.testing import Behaviour, Reply, Simulator
+    from dashscope_rt.testing import Behaviour, ScriptedReply, Simulator
 
     logging.basicConfig(level=logging.ERROR)
     text = args.reply
@@ -57,7 +57,7 @@ def _serve(args: argparse.Namespace) -> None:
     sim = Simulator(
         api_key=SIM_KEY,
         behaviour=behaviour,
-        responder=lambda turn: Reply(text=text),
+        responder=lambda turn: ScriptedReply(text=text),
     )
     sim.start()
     print(json.dumps({"port": sim.port}), flush=True)

@@ -325,12 +325,24 @@ def _sections(args: argparse.Namespace) -> dict[str, Callable[[], list[Any]]]:
     }
 
 
+def result_path(output: Path, started: datetime.datetime) -> Path:
+    """``--output``: a ``.json`` file as given, else a folder for ``bench-<time>.json``."""
+    if output.suffix.lower() == ".json" and not output.is_dir():
+        return output
+    return output / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="dashscope_rt benchmarks against the peers")
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a few minutes)")
     parser.add_argument("--sessions", type=int, nargs="+", default=[100, 200, 300, 400])
     parser.add_argument("--only", nargs="*", default=None, help="run only these sections")
-    parser.add_argument("--output", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=HERE / "results",
+        help="a .json file to write, or a folder for bench-<time>.json (default bench/results)",
+    )
     args = parser.parse_args(argv)
     started = datetime.datetime.now(datetime.timezone.utc)
     res: dict[str, Any] = {
@@ -355,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     table = render(res)
     res["table"] = table
     print(table)
-    args.output.mkdir(parents=True, exist_ok=True)
-    out = args.output / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    out = result_path(args.output, started)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"\nwrote {out}")
     return 1 if res.get("failed") else 0

@@ -13,6 +13,7 @@ from ._version import __version__
 from .config import SemanticVAD, ServerVAD, SessionConfig
 from .conversation import BudgetExceeded
 from .errors import (
+    AudioDeviceError,
     AuthenticationError,
     BlockingCallInHandler,
     ConnectError,
@@ -24,6 +25,7 @@ from .errors import (
     InvalidType,
     MissingExtra,
     NameResolutionError,
+    NoSpeechHeard,
     ProtocolError,
     RealtimeError,
     SendBacklogFull,
@@ -59,6 +61,7 @@ def __getattr__(name: str) -> _typing.Any:
 
 __all__ = [
     "AsyncSession",
+    "AudioDeviceError",
     "AuthenticationError",
     "BlockingCallInHandler",
     "BudgetExceeded",
@@ -73,6 +76,7 @@ __all__ = [
     "MissingExtra",
     "ModelInfo",
     "NameResolutionError",
+    "NoSpeechHeard",
     "Price",
     "PriceTable",
     "ProtocolError",

@@ -24,8 +24,11 @@ from ._cli_common import (
     format_usage,
     level_dbfs,
     meter,
+    non_negative,
 )
 from ._cli_config import Settings, add_profile_argument, mask_key, resolve
+from ._endpoint import is_loopback
+from .audio import to_int16
 
 if TYPE_CHECKING:
     from .session import Session
@@ -69,7 +72,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--url", help="endpoint instead of the region's, e.g. a local simulator")
     p.add_argument(
         "--speed",
-        type=float,
+        type=non_negative,
         default=1.0,
         help="stream --wav at N × real time; 0 = all at once (default 1)",
     )
@@ -89,21 +92,20 @@ def cmd_chat(args: argparse.Namespace) -> int:
     try:
         settings = resolve(args)
         model = _pick_model(args, settings)
-        if not settings.api_key:
+        voice = _pick_voice(args, settings, model, con)
+        if not settings.api_key and not is_loopback(settings.url):
             raise CliError(
                 "no API key: set DASHSCOPE_API_KEY (a Beijing key for --region cn, a Singapore "
                 "key for --region intl) or save one with `dashscope-rt config add NAME`. "
                 "To try it without a key: dashscope-rt demo",
                 EXIT_AUTH,
             )
-        if args.wav and not Path(args.wav).is_file():
-            raise CliError(f"no such file: {args.wav}", EXIT_USAGE)
-        if args.mic or args.play:
-            _require_sounddevice()
-        client = ChatClient(settings, model, args, con)
+        wav = _read_wav(Path(args.wav)) if args.wav else None  # a bad file fails before connecting
+        _require_devices(mic=args.mic, play=args.play)
+        client = ChatClient(settings, model, args, con, voice=voice)
         client.open()
-        if args.wav:
-            client.send_wav(Path(args.wav), speed=args.speed)
+        if wav is not None:
+            client.send_wav(Path(args.wav), speed=args.speed, wav=wav)
         elif args.text:
             client.send_text(args.text)
         elif args.mic:
@@ -116,6 +118,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
         con.error(exc.message)
         return exc.code
     except KeyboardInterrupt:
+        if client is not None:
+            client.interrupt()
+            client.settle(resume=False)  # the cancelled turn's summary, then nothing more
         con.line("Interrupted.")
         return EXIT_INTERRUPTED
     finally:
@@ -124,19 +129,71 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _pick_model(args: argparse.Namespace, settings: Settings) -> str:
+    """``--model``, else the profile's; else a model that takes text for --text and the prompt."""
     from .models import get_model
 
     chosen = args.model or settings.model
-    if args.text:
-        if chosen is None:
-            return TEXT_MODEL
-        if not get_model(chosen).text_input:
-            raise CliError(
-                f"{chosen} does not take text input; use --wav/--mic, or a model that takes "
-                f"text: --model {TEXT_MODEL}",
-                EXIT_USAGE,
-            )
-    return chosen or DEFAULT_MODEL
+    if args.text and chosen is not None and not get_model(chosen).text_input:
+        raise CliError(
+            f"{chosen} does not take text input; use --wav/--mic, or a model that takes "
+            f"text: --model {TEXT_MODEL}",
+            EXIT_USAGE,
+        )
+    if chosen is not None:
+        return chosen
+    interactive = not (args.wav or args.mic or args.text)
+    return TEXT_MODEL if args.text or interactive else DEFAULT_MODEL
+
+
+def _pick_voice(
+    args: argparse.Namespace, settings: Settings, model: str, con: Console
+) -> str | None:
+    """``--voice``, else the profile's if this model has it (a note says when it does not)."""
+    from .models import get_model
+
+    if args.voice or not settings.voice:
+        return args.voice or None  # a --voice the model lacks is refused with the valid ones
+    info = get_model(model)
+    if info.accepts_voice(settings.voice):
+        return settings.voice
+    con.line(
+        con.dim(
+            f"note: {model} has no voice {settings.voice!r} (the profile's default); "
+            f"using its default, {info.default_voice}"
+        )
+    )
+    return None
+
+
+def _read_wav(path: Path) -> Any:
+    from .audio import read_wav
+    from .errors import RealtimeError
+
+    if not path.is_file():
+        raise CliError(f"no such file: {path}", EXIT_USAGE)
+    try:
+        return read_wav(path)
+    except RealtimeError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc}", EXIT_USAGE) from None
+
+
+def _require_devices(*, mic: bool, play: bool) -> None:
+    """Fail before connecting when --mic/--play cannot work on this machine."""
+    from .audio import check_device
+    from .errors import AudioDeviceError
+
+    for kind, wanted in (("input", mic), ("output", play)):
+        if not wanted:
+            continue
+        _require_sounddevice()
+        try:
+            check_device(kind)
+        except AudioDeviceError as exc:
+            flag = "--mic" if kind == "input" else "--play"
+            instead = "--wav FILE" if kind == "input" else "--out FILE"
+            raise CliError(f"{flag}: {exc}. Use {instead} instead", EXIT_MISSING_EXTRA) from None
 
 
 class ChatClient:
@@ -149,6 +206,7 @@ class ChatClient:
         args: argparse.Namespace,
         con: Console,
         *,
+        voice: str | None = None,
         mic_stream: Callable[..., Any] | None = None,
     ) -> None:
         self.mic_stream = mic_stream
@@ -157,7 +215,11 @@ class ChatClient:
         self.model = model
         self.args = args
         self.con = con
-        self.voice: str | None = args.voice or settings.voice
+        self.voice: str | None = voice or args.voice
+        self.interrupted = threading.Event()
+        """Set by Ctrl+C: the reply being received is no longer shown, played or saved."""
+        self._quiet_error = threading.Event()
+        self._awaiting_cancel = False
         self.session: Any = None
         self.player: Any = None
         self.turns = 0
@@ -196,8 +258,6 @@ class ChatClient:
         from .errors import RealtimeError
         from .session import Session
 
-        if self.args.play:
-            _require_sounddevice()
         try:
             session = Session(self.model, **self._session_kwargs())
         except RealtimeError as exc:
@@ -205,12 +265,8 @@ class ChatClient:
         self._wire(session)
         s = self.settings
         where = s.url or {"cn": "Beijing (cn)", "intl": "Singapore (intl)"}.get(s.region, s.region)
-        self.con.line(
-            self.con.dim(
-                f"connecting to {where} · {self.model} · key {mask_key(s.api_key)} "
-                f"from {s.key_source}"
-            )
-        )
+        key = f"key {mask_key(s.api_key)} from {s.key_source}" if s.api_key else "no key"
+        self.con.line(self.con.dim(f"connecting to {where} · {self.model} · {key}"))
         try:
             session.connect()
         except RealtimeError as exc:
@@ -254,14 +310,15 @@ class ChatClient:
             con.line(f"{con.bold('you')}: {ev.transcript}")
 
         def _delta(ev: Any) -> None:
-            con.stream(f"{con.bold('assistant')}: ", ev.delta)
+            if not self.interrupted.is_set():
+                con.stream(f"{con.bold('assistant')}: ", ev.delta)
 
         session.on_transcript_delta(_delta)
         session.on_text_delta(_delta)
 
         @session.on_audio_delta
         def _audio(ev: Any) -> None:
-            if self.player is not None:
+            if self.player is not None and not self.interrupted.is_set():
                 self.player.write(ev.audio)
 
         @session.on_response_done
@@ -271,6 +328,11 @@ class ChatClient:
 
         @session.on_error
         def _error(exc: BaseException) -> None:
+            from .errors import ServerError
+
+            if isinstance(exc, ServerError) and self._quiet_error.is_set():
+                self._quiet_error.clear()  # the command that caused it reports it
+                return
             con.line(f"! {exc}")
 
     def _turn_done(self, reply: Any) -> None:
@@ -284,7 +346,7 @@ class ChatClient:
         bits.append(format_metrics(reply.metrics))
         if reply.usage is not None:
             bits.append(format_usage(reply.usage))
-        saved = self._save(reply, n)
+        saved = None if self.interrupted.is_set() else self._save(reply, n)
         if saved:
             bits.append(f"saved {saved}")
         self.con.line(self.con.dim("── " + " · ".join(bits)))
@@ -321,60 +383,75 @@ class ChatClient:
 
     # -- inputs -----------------------------------------------------------------------------------
 
-    def send_wav(self, path: Path, *, speed: float = 1.0) -> None:
+    def send_wav(self, path: Path, *, speed: float = 1.0, wav: Any = None) -> None:
         """Stream a WAV file like a live speaker, then silence until the reply is in."""
-        from .audio import read_wav
-        from .errors import RealtimeError
+        from .errors import NoSpeechHeard, RealtimeError
+        from .streaming import stream_audio
 
         session = self._check()
-        try:
-            wav = read_wav(path)
-        except RealtimeError as exc:
-            raise CliError(f"{path}: {exc}", EXIT_USAGE) from None
-        pcm = wav.to_pcm16()
+        wav = wav if wav is not None else _read_wav(path)
         rate, ch = wav.sample_rate, wav.channels
-        self._done.clear()
-        self._speech.clear()
         pace = f"{speed:g}× real time" if speed > 0 else "all at once"
         self.con.line(
             self.con.dim(f"streaming {path.name}: {wav.duration:.1f} s, {rate} Hz, {ch} ch, {pace}")
         )
-        step = rate * _CHUNK_MS // 1000 * 2 * ch
-        start = time.monotonic()
-        sent = 0.0
+
+        def level(chunk: Any, sent: float) -> None:
+            db = level_dbfs(to_int16(chunk).tobytes())
+            self.con.status(f"  file {meter(db)} {db:6.1f} dBFS  {sent:4.1f} s")
+
+        self._done.clear()
         try:
-            for i in range(0, len(pcm), step):
-                chunk = pcm[i : i + step]
-                session.append_audio(chunk, sample_rate=rate, channels=ch)
-                sent += len(chunk) / (2 * ch) / rate
-                db = level_dbfs(chunk)
-                self.con.status(f"  mic {meter(db)} {db:6.1f} dBFS  {sent:4.1f} s")
-                if speed > 0:
-                    delay = start + sent / speed - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-            self.con.status("")
-            # The server VAD ends the turn only on silence it receives: keep streaming silence.
-            silence = b"\x00\x00" * (session.input_rate * _CHUNK_MS // 1000)
-            waited = 0.0
-            if speed <= 0:
-                for _ in range(25):
-                    session.append_audio(silence)
-            while not self._done.is_set():
-                if speed > 0:
-                    session.append_audio(silence)
-                self._done.wait(_CHUNK_MS / 1000 / (speed if speed > 0 else 1))
-                waited += _CHUNK_MS / 1000
-                self._check()
-                if waited > _NO_SPEECH_AFTER_S and not self._speech.is_set():
-                    raise CliError(
-                        f"the server heard no speech in {path} (too quiet, or not speech?)",
-                        EXIT_ERROR,
-                    )
-                if waited > _REPLY_TIMEOUT:
-                    raise CliError(f"no reply within {_REPLY_TIMEOUT:.0f} s", EXIT_ERROR)
+            stream_audio(session, wav, speed=speed, timeout=_REPLY_TIMEOUT, on_chunk=level)
+        except KeyboardInterrupt:
+            self.interrupt(dropped=True)
+            raise
+        except NoSpeechHeard:
+            raise CliError(
+                f"the server heard no speech in {path} (too quiet, or not speech?)", EXIT_ERROR
+            ) from None
         except RealtimeError as exc:
             raise self._explain(exc) from None
+        finally:
+            self.con.status("")
+        self._done.wait(2.0)  # the turn's summary line, printed by the dispatcher
+
+    def interrupt(self, *, dropped: bool = False) -> None:
+        """Ctrl+C: stop the reply in progress and show, play and save nothing more of it.
+
+        ``dropped``: :func:`~dashscope_rt.streaming.stream_audio` already dropped the turn on the
+        server; otherwise the audio buffer is cleared and a response in progress cancelled.
+        Idempotent until :meth:`settle`.
+        """
+        if self.interrupted.is_set():
+            return
+        self.interrupted.set()
+        if self.player is not None:
+            self.player.clear()
+        session = self.session
+        if session is None or session.closed:
+            self._awaiting_cancel = False
+            return
+        self._awaiting_cancel = session.active_response is not None
+        if dropped:
+            return
+        from .errors import RealtimeError
+
+        try:
+            session.clear_audio()
+            if self._awaiting_cancel:
+                session.cancel_response()
+        except RealtimeError:
+            pass
+
+    def settle(self, timeout: float = 3.0, *, resume: bool = True) -> None:
+        """After an interrupt: let the cancelled turn end (its summary line) before going on;
+        ``resume`` shows the replies that come after it again."""
+        if self._awaiting_cancel:
+            self._done.wait(timeout)
+        self.con.end_line()
+        if resume:
+            self.interrupted.clear()
 
     def send_text(self, text: str) -> None:
         """Send a text message and wait for the reply."""
@@ -445,9 +522,9 @@ class ChatClient:
             except CliError as exc:
                 self.con.error(exc.message)
             except KeyboardInterrupt:
+                self.interrupt()
                 self.con.line("(interrupted)")
-                if self.session is not None and self.session.active_response is not None:
-                    self.session.cancel_response()
+                self.settle()
 
     def _command(self, line: str) -> bool:
         from .config import SessionConfig
@@ -466,20 +543,25 @@ class ChatClient:
         elif cmd == "/wav":
             if not rest or not Path(rest).is_file():
                 raise CliError(f"/wav needs an existing WAV file, got {rest!r}", EXIT_USAGE)
+            wav = _read_wav(Path(rest))
             self._reopen_if_closed()
-            self.send_wav(Path(rest), speed=self.args.speed)
+            self.send_wav(Path(rest), speed=self.args.speed, wav=wav)
         elif cmd == "/voice":
             if not rest:
                 raise CliError("/voice needs a name, e.g. /voice Cherry", EXIT_USAGE)
             self._reopen_if_closed()
+            self._quiet_error.set()
             try:
                 self._check().update(SessionConfig(voice=rest))
             except RealtimeError as exc:
+                self._expect_quiet_error(exc)
                 raise CliError(
                     f"voice {rest!r} refused: {exc} (after audio was produced some models keep "
                     "their voice: /clear, then /voice)",
                     EXIT_ERROR,
                 ) from None
+            finally:
+                self._quiet_error.clear()
             self.voice = rest
             self.con.line(self.con.dim(f"voice: {rest}"))
         elif cmd == "/clear":
@@ -489,6 +571,15 @@ class ChatClient:
         else:
             raise CliError(f"unknown command {cmd}; /help lists them", EXIT_USAGE)
         return True
+
+    def _expect_quiet_error(self, exc: BaseException, timeout: float = 1.0) -> None:
+        """A refused request reaches ``on_error`` too, just after: let that one pass silently."""
+        from .errors import ServerError
+
+        if isinstance(exc, ServerError):
+            deadline = time.monotonic() + timeout
+            while self._quiet_error.is_set() and time.monotonic() < deadline:
+                time.sleep(0.01)
 
     def _reopen_if_closed(self) -> None:
         if self.session is None or self.session.closed:

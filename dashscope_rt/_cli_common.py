@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import math
+import os
 import sys
 import threading
 import urllib.parse
@@ -11,6 +14,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from . import errors
+from ._endpoint import is_loopback
 
 __all__ = [
     "EXIT_AUTH",
@@ -28,6 +32,8 @@ __all__ = [
     "format_usage",
     "level_dbfs",
     "meter",
+    "non_negative",
+    "quiet_broken_pipe",
     "region_label",
     "safe_streams",
 ]
@@ -78,17 +84,22 @@ def explain(exc: BaseException, *, region: str | None, url: str | None) -> CliEr
     where = region_label(region, url)
     if isinstance(exc, errors.AuthenticationError):
         other = "intl" if (region or "cn") == "cn" else "cn"
-        hint = (
-            "check the key (DASHSCOPE_API_KEY or `dashscope-rt config list`)"
-            if url
-            else f"keys are region-bound: for a key of the other region add --region {other}"
-        )
+        if is_loopback(url):
+            hint = (
+                "a local simulator wants the key it printed when it started (default sk-test) "
+                "in DASHSCOPE_API_KEY, unless it runs with --any-key"
+            )
+        elif url:
+            hint = "check the key (DASHSCOPE_API_KEY or `dashscope-rt config list`)"
+        else:
+            hint = f"keys are region-bound: for a key of the other region add --region {other}"
         return CliError(
             f"the API key was rejected (HTTP {exc.status}) by {where}; {hint}", EXIT_AUTH
         )
     if isinstance(exc, errors.NameResolutionError):
         return CliError(
-            f"cannot resolve the host of {where}: no network, or DNS is not working ({exc})",
+            f"cannot resolve the host of {where}: no network, DNS not working, or a mistyped "
+            "host name",
             EXIT_NETWORK,
         )
     if isinstance(exc, errors.ConnectionRefused):
@@ -99,24 +110,56 @@ def explain(exc: BaseException, *, region: str | None, url: str | None) -> CliEr
         )
     if isinstance(exc, errors.ConnectTimeout):
         return CliError(
-            f"no answer from {where} in time: check the network, a proxy or a firewall ({exc})",
+            f"no answer from {where} in time: check the network, a proxy or a firewall",
             EXIT_NETWORK,
         )
     if isinstance(exc, errors.TLSError):
         return CliError(f"TLS failed with {where}: {exc}", EXIT_NETWORK)
     if isinstance(exc, errors.HandshakeError):
-        return CliError(f"{where} refused the connection: {exc}", EXIT_NETWORK)
+        return CliError(_handshake_message(exc, where), EXIT_ERROR)
     if isinstance(exc, (errors.ConnectError, errors.ConnectionClosed)):
         return CliError(f"connection problem with {where}: {exc}", EXIT_NETWORK)
     if isinstance(exc, errors.ServerError):
         return CliError(f"the service answered with an error: {exc}", EXIT_ERROR)
     if isinstance(exc, errors.InvalidInput):
         return CliError(str(exc), EXIT_USAGE)
+    if isinstance(exc, errors.AudioDeviceError):
+        return CliError(
+            f"{exc}. Use --wav FILE instead of --mic, and --out FILE instead of --play",
+            EXIT_MISSING_EXTRA,
+        )
     if isinstance(exc, errors.Timeout):
         return CliError(f"timed out: {exc}", EXIT_ERROR)
     if isinstance(exc, OSError):
         return CliError(str(exc), EXIT_ERROR)
     return CliError(f"{type(exc).__name__}: {exc}", EXIT_ERROR)
+
+
+def _handshake_message(exc: errors.HandshakeError, where: str) -> str:
+    status = exc.status
+    if status == 404:
+        hint = (
+            "no realtime endpoint at that path: check the URL "
+            "(the service's is wss://HOST/api-ws/v1/realtime; a simulator prints its own)"
+        )
+    elif 500 <= status < 600:
+        hint = "the service had a problem; try again later"
+    elif status == 429:
+        hint = "too many requests or connections; wait and try again"
+    else:
+        hint = (exc.body or "").strip()[:200] or "see the service's documentation for the status"
+    return f"{where} answered the WebSocket handshake with HTTP {status}: {hint}"
+
+
+def non_negative(text: str) -> float:
+    """An argparse ``type``: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0 (0 = no pacing), got {text!r}")
+    return value
 
 
 def level_dbfs(pcm16: bytes) -> float:
@@ -175,7 +218,8 @@ def format_metrics(metrics: Any) -> str:
 class Console:
     """Thread-safe printing with one rewritable status line (the level meter) on a terminal.
 
-    Off a terminal the status line is not shown, so logs and pipes get whole lines only.
+    Off a terminal the status line is not shown, so logs and pipes get whole lines only;
+    ``$NO_COLOR`` turns the colours off.
     """
 
     def __init__(self, out: TextIO | None = None, *, color: bool | None = None) -> None:
@@ -183,15 +227,30 @@ class Console:
             safe_streams()
         self.out = out if out is not None else sys.stdout
         self.tty = bool(getattr(self.out, "isatty", lambda: False)())
-        self.color = self.tty if color is None else color
+        no_color = bool(os.environ.get("NO_COLOR"))  # https://no-color.org
+        self.color = (self.tty and not no_color) if color is None else color
         self._lock = threading.RLock()
         self._status = ""
         self._partial = False
+        self.gone = False
 
     def _clear_status(self) -> None:
         if self._status:
-            self.out.write("\r" + " " * len(self._status) + "\r")
+            self._put("\r" + " " * len(self._status) + "\r")
             self._status = ""
+
+    def _put(self, text: str, *, flush: bool = False) -> None:
+        """Write, and stop writing for good once the reader went away (``| head``)."""
+        if self.gone:
+            return
+        try:
+            self.out.write(text)
+            if flush:
+                self.out.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: written after close
+            self.gone = True
+            if self.out is sys.stdout:
+                quiet_broken_pipe()
 
     def status(self, text: str) -> None:
         """Show ``text`` on the rewritable line (terminals only)."""
@@ -202,26 +261,23 @@ class Console:
                 return
             self._clear_status()
             self._status = text
-            self.out.write(text)
-            self.out.flush()
+            self._put(text, flush=True)
 
     def line(self, text: str = "") -> None:
         """Print a whole line (ending a partial line first)."""
         with self._lock:
             self._clear_status()
             if self._partial:
-                self.out.write("\n")
+                self._put("\n")
                 self._partial = False
-            self.out.write(text + "\n")
-            self.out.flush()
+            self._put(text + "\n", flush=True)
 
     def write(self, text: str) -> None:
         """Append to a line that stays open (streaming text)."""
         with self._lock:
             self._clear_status()
-            self.out.write(text)
+            self._put(text, flush=True)
             self._partial = True
-            self.out.flush()
 
     def stream(self, prefix: str, text: str) -> None:
         """Append ``text`` to the open line, opening it with ``prefix`` first if needed."""
@@ -234,9 +290,8 @@ class Console:
         """Close a line opened by :meth:`write`."""
         with self._lock:
             if self._partial:
-                self.out.write("\n")
+                self._put("\n", flush=True)
                 self._partial = False
-                self.out.flush()
 
     def dim(self, text: str) -> str:
         return f"\033[2m{text}\033[0m" if self.color else text
@@ -249,7 +304,19 @@ class Console:
         with self._lock:
             self._clear_status()
             if self._partial:
-                self.out.write("\n")
+                self._put("\n")
                 self._partial = False
-            self.out.flush()
-            print(f"dashscope-rt: error: {text}", file=sys.stderr, flush=True)
+            self._put("", flush=True)
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                print(f"dashscope-rt: error: {text}", file=sys.stderr, flush=True)
+
+
+def quiet_broken_pipe() -> None:
+    """After the reader of stdout went away: send further output to /dev/null, so neither our
+    writes nor the interpreter's final flush raise ``BrokenPipeError``."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

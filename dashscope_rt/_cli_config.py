@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from ._cli_common import EXIT_OK, EXIT_USAGE, CliError, safe_streams
+from ._endpoint import URL_ENV
 
 __all__ = [
     "CONFIG_DIR_ENV",
@@ -166,7 +167,8 @@ def resolve(args: argparse.Namespace) -> Settings:
     """Combine flags, the chosen profile and ``$DASHSCOPE_API_KEY``.
 
     Flags win. The key comes from an explicitly chosen profile (``--profile``), else from
-    ``$DASHSCOPE_API_KEY``, else from the current profile.
+    ``$DASHSCOPE_API_KEY``, else from the current profile; the URL likewise, with
+    ``$DASHSCOPE_RT_URL``.
     """
     explicit = getattr(args, "profile", None) or os.environ.get(PROFILE_ENV) or None
     cfg = load()
@@ -198,11 +200,15 @@ def resolve(args: argparse.Namespace) -> Settings:
             return str(flag)
         return getattr(profile, name, None) if profile is not None else None
 
+    # The URL, like the key: flag, an explicitly chosen profile, $DASHSCOPE_RT_URL, the current one.
+    url = getattr(args, "url", None) or (profile.url if explicit and profile is not None else None)
+    url = url or os.environ.get(URL_ENV, "").strip() or pick("url")
+
     return Settings(
         api_key=key,
         region=pick("region") or "cn",
         workspace=pick("workspace"),
-        url=pick("url"),
+        url=url,
         model=pick("model"),
         voice=pick("voice"),
         profile=profile.name if profile is not None else None,
@@ -248,6 +254,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     delete.add_argument("name")
 
     show = csub.add_parser("show", help="show the settings a command would use (key masked)")
+    show.add_argument("name", nargs="?", help="a profile (default: the current one, or --profile)")
     add_profile_argument(show)
 
     csub.add_parser("path", help="print the config file's path")
@@ -285,6 +292,8 @@ def _config(args: argparse.Namespace) -> int:
         print(config_path())
         return EXIT_OK
     if action == "show":
+        if args.name:
+            args.profile = args.name
         s = resolve(args)
         print(f"profile:   {s.profile or '-'}")
         print(f"api key:   {mask_key(s.api_key)} (from {s.key_source})")

@@ -22,6 +22,7 @@ from ._cli_common import (
     format_usage,
     level_dbfs,
     meter,
+    non_negative,
 )
 from ._cli_config import add_profile_argument, resolve
 
@@ -49,7 +50,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--question", default=DEFAULT_QUESTION, help="the words of the spoken turn")
     p.add_argument(
         "--speed",
-        type=float,
+        type=non_negative,
         default=2.0,
         help="stream audio both ways at N × real time; 0 = as fast as possible (default 2)",
     )
@@ -67,11 +68,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"Install the testing extra: {TESTING_EXTRA_HINT}"
         )
         return EXIT_MISSING_EXTRA
+    from .errors import RealtimeError
+
     try:
         return _run(args, con)
     except CliError as exc:
         con.error(exc.message)
         return exc.code
+    except RealtimeError as exc:  # e.g. a voice or setting the model refuses, before connecting
+        failure = explain(exc, region=None, url=None)
+        con.error(failure.message)
+        return failure.code
     except KeyboardInterrupt:
         con.line("Interrupted.")
         return EXIT_INTERRUPTED
@@ -183,8 +190,16 @@ def _run(args: argparse.Namespace, con: Console) -> int:
     con.line()
     con.line("The simulator cannot understand speech (it was told this turn's words) and its")
     con.line("voice is synthesized babble. For the real model, set DASHSCOPE_API_KEY and run:")
-    con.line("  dashscope-rt chat --wav question.wav --out answer.wav    (or --mic --play)")
+    con.line(
+        f"  dashscope-rt chat --wav {_sample_question()} --out answer.wav    (or --mic --play)"
+    )
     return EXIT_OK
+
+
+def _sample_question() -> str:
+    """The bundled question's path from here (in a clone of the repository), else a placeholder."""
+    bundled = Path("samples") / "assets" / "question.wav"
+    return bundled.as_posix() if bundled.is_file() else "YOUR_QUESTION.wav"
 
 
 def _stream(session: Any, pcm: bytes, rate: int, speed: float, con: Console) -> None:

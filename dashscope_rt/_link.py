@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 
 from . import events as ev
+from . import limits
 from ._handshake import Dialer, WireLog
 from ._sdk_events import Reconnected, Reconnecting, RolledOver, SessionExpiring
 from .errors import (
@@ -44,7 +45,7 @@ __all__ = ["Link", "LinkLost", "ReconnectPolicy", "State"]
 
 log = logging.getLogger("dashscope_rt.session")
 
-SESSION_CAP_S = 120 * 60.0
+SESSION_CAP_S = limits.MAX_SESSION_DURATION_S
 _RECOVERABLE = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1015})
 _PONG = 0xA
 

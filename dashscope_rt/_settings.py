@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from . import events as ev
+from . import limits
 from .config import UNSET, SessionConfig
 from .errors import RealtimeError
 from .history import with_context
@@ -26,7 +27,7 @@ __all__ = ["SessionSettings"]
 
 log = logging.getLogger("dashscope_rt.session")
 
-_DEFAULT_SILENCE_MS = 800
+_DEFAULT_SILENCE_MS: int = limits.SERVER_VAD_DEFAULTS["silence_duration_ms"]
 
 
 class SessionSettings:

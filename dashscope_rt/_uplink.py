@@ -1,9 +1,10 @@
 """The uplink: what the user gives (audio in any format, JPEG frames) turned into client events.
 
-Audio goes through one streaming resampler (:class:`~dashscope_rt.audio.AudioConverter`) to the
-model's input rate and out in 100 ms ``input_audio_buffer.append`` chunks. The uplink counts the
-audio sent since the last commit, because the service refuses an image with no audio before it
-in the buffer: :meth:`Uplink.append_image` sends 200 ms of silence first when there is none.
+Audio (PCM, or G.711 decoded first) goes through one streaming resampler
+(:class:`~dashscope_rt.audio.AudioConverter`) to the model's input rate and out in 100 ms
+``input_audio_buffer.append`` chunks. The uplink counts the audio sent since the last commit,
+because the service refuses an image with no audio before it in the buffer:
+:meth:`Uplink.append_image` sends 200 ms of silence first when there is none.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
+from . import limits
 from .errors import InvalidInput, InvalidType
 
 if TYPE_CHECKING:
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["IMAGE_B64_LIMIT", "Uplink"]
 
-IMAGE_B64_LIMIT = 256 * 1024
+IMAGE_B64_LIMIT = limits.IMAGE_MAX_BASE64_BYTES
 _SILENCE_BEFORE_IMAGE_MS = 200
 _CHUNK_MS = 100
 
@@ -33,7 +35,7 @@ def check_jpeg(jpeg: Any) -> bytes:
         raise InvalidType(f"an image must be JPEG bytes, got {type(jpeg).__name__}")
     if not jpeg.startswith(b"\xff\xd8\xff"):
         raise InvalidInput("append_image() takes JPEG data only (it must start with FF D8 FF)")
-    b64_len = 4 * ((len(jpeg) + 2) // 3)
+    b64_len = limits.base64_size(len(jpeg))
     if b64_len > IMAGE_B64_LIMIT:
         raise InvalidInput(
             f"image too large: {len(jpeg)} bytes is {b64_len} after Base64; the limit is "
@@ -67,8 +69,18 @@ class Uplink:
         """Audio bytes appended since the last commit or clear."""
         return self._since_commit
 
-    def append_audio(self, data: Any, sample_rate: int | None, channels: int) -> None:
-        """Convert ``data`` to the input rate and send it in 100 ms chunks (a tail waits)."""
+    def append_audio(
+        self, data: Any, sample_rate: int | None, channels: int, *, encoding: str = "pcm16"
+    ) -> None:
+        """Convert ``data`` to the input rate and send it in 100 ms chunks (a tail waits).
+
+        G.711 (``encoding="ulaw"``/``"alaw"``) is decoded first; its rate defaults to 8 kHz.
+        """
+        if encoding != "pcm16":
+            from .audio import G711_RATE, to_pcm16  # the audio package: on first use
+
+            data = to_pcm16(data, encoding)
+            sample_rate = G711_RATE if sample_rate is None else sample_rate
         target = self._input_rate()
         rate = target if sample_rate is None else sample_rate
         key = (rate, channels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import signal
 import sys
@@ -10,7 +11,16 @@ import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from ._cli_common import (
+    EXIT_MISSING_EXTRA,
+    EXIT_OK,
+    EXIT_USAGE,
+    TESTING_EXTRA_HINT,
+    non_negative,
+    quiet_broken_pipe,
+)
 from ._version import __version__
+from .limits import IDLE_TIMEOUT_S, MAX_SESSION_DURATION_S
 
 __all__ = ["build_parser", "main"]
 
@@ -43,7 +53,9 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     pace.add_argument(
         "--fast", dest="speed", action="store_const", const=0.0, help="send replies at once"
     )
-    pace.add_argument("--speed", dest="speed", type=float, help="N × real time (0 = at once)")
+    pace.add_argument(
+        "--speed", dest="speed", type=non_negative, help="N × real time (0 = at once)"
+    )
     p.set_defaults(speed=1.0)
     p.add_argument(
         "--model-check",
@@ -51,14 +63,33 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=True,
         help="reject unknown model names with an error and close (default on)",
     )
-    p.add_argument("--idle-timeout", type=float, default=300.0, metavar="S", help="default 300")
-    p.add_argument("--max-duration", type=float, default=7200.0, metavar="S", help="default 7200")
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT_S,
+        metavar="S",
+        help="default %(default)g",
+    )
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=MAX_SESSION_DURATION_S,
+        metavar="S",
+        help="default %(default)g",
+    )
     p.add_argument("--replay", metavar="LOG_DIR", help="replay a recorded session log instead")
     p.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     p.set_defaults(func=_cmd_simulate)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("websockets") is None:
+        print(
+            "dashscope-rt: error: the simulator needs the 'websockets' package. "
+            f"Install the testing extra: {TESTING_EXTRA_HINT}",
+            file=sys.stderr,
+        )
+        return EXIT_MISSING_EXTRA
     from .testing import Behaviour, Simulator
 
     logging.basicConfig(
@@ -131,9 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dashscope-rt`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    func: Command | None = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
-    return func(args)
+    try:
+        args = parser.parse_args(argv)  # --help writes too
+        func: Command | None = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return func(args)
+    except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly
+        quiet_broken_pipe()
+        return EXIT_OK

@@ -17,57 +17,41 @@ that asks for nothing (``tools=()``, ``enable_search=False``, empty ``search_opt
 from __future__ import annotations
 
 import copy
-import enum
+import inspect
 import logging
-import math
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import types
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, TypeVar
 
 import attrs
 
+from . import _validators as check
+from . import limits
+from ._validators import UNSET, UnsetType, check_modalities
 from .errors import InvalidInput, UnsupportedByModel
+from .limits import AUDIO_FORMATS, LEGACY_AUDIO_FORMATS, SAMPLE_RATES
 from .models import ModelInfo, get_model
 
 __all__ = [
     "AUDIO_FORMATS",
     "LEGACY_AUDIO_FORMATS",
     "SAMPLE_RATES",
+    "SAMPLING_FIELDS",
     "UNSET",
+    "VAD_DEFAULTS",
     "SemanticVAD",
     "ServerVAD",
     "SessionConfig",
     "UnsetType",
+    "audio_format_object",
+    "check_modalities",
+    "transcription_object",
 ]
 
 log = logging.getLogger("dashscope_rt.config")
 
 
-class UnsetType(enum.Enum):
-    """Type of :data:`UNSET`, the "not set, leave the server default" marker."""
-
-    UNSET = "UNSET"
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNSET: Final = UnsetType.UNSET
-"""A field left at the server's default; never sent."""
-
-SAMPLE_RATES: Final = (8000, 16000, 24000, 48000)
-"""Sample rates the nested qwen3.5 ``audio.*.format.sample_rate`` accepts."""
-AUDIO_FORMATS: Final = ("pcm", "wav")
-"""Values of the nested qwen3.5 ``audio.*.format.type``."""
-LEGACY_AUDIO_FORMATS: Final = ("pcm", "pcm16", "pcm24")
-"""Values of the top-level ``input_audio_format``/``output_audio_format`` strings."""
-
-_SEED_MAX = 2**31 - 1
-_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_SAMPLING_FIELDS = (
+SAMPLING_FIELDS: Final = (
     "temperature",
     "top_p",
     "top_k",
@@ -76,10 +60,7 @@ _SAMPLING_FIELDS = (
     "presence_penalty",
     "seed",
 )
-_TOOL_CHOICE_MSG = (
-    "tool_choice is not accepted by Qwen-Omni-Realtime: the model decides tool calls itself; "
-    "remove 'tool_choice' (declare the tools and describe when to use them in the instructions)"
-)
+"""The sampling parameters (fixed on qwen-omni-turbo)."""
 _IGNORED_WIRE_KEYS = frozenset(
     {"id", "object", "model", "max_response_output_token", "tool_choice"}
 )
@@ -88,245 +69,14 @@ _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 _T = TypeVar("_T")
 
 
-# --- validators -----------------------------------------------------------------------------
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def _range_text(
-    lo: float | None, hi: float | None, lo_open: bool, hi_open: bool, allow: tuple[Any, ...]
-) -> str:
-    if lo is not None and hi is not None:
-        text = f"in {'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if hi_open else ']'}"
-    elif lo is not None:
-        text = f"{'>' if lo_open else '>='} {_fmt(lo)}"
-    elif hi is not None:
-        text = f"{'<' if hi_open else '<='} {_fmt(hi)}"
-    else:
-        text = "of any value"
-    for extra in allow:
-        text += f" or {extra!r}"
-    return text
-
-
-def _number(
-    lo: float | None = None,
-    hi: float | None = None,
-    *,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    integer: bool = False,
-    allow: tuple[Any, ...] = (),
-    prefix: str = "",
-) -> _Validator:
-    """A validator for a number in a range; ``allow`` lists extra accepted values (e.g. None)."""
-    kind = "an int" if integer else "a number"
-    rng = _range_text(lo, hi, lo_open, hi_open, allow)
-
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
-        if value is UNSET:
-            return
-        if any(value is a or (type(value) is type(a) and value == a) for a in allow):
-            return
-        name = prefix + attr.name
-        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type:
-            raise InvalidInput(f"{name} must be {kind} {rng}, got {value!r}")
-        if not math.isfinite(value):
-            raise InvalidInput(f"{name} must be a finite number {rng}, got {value!r}")
-        bad = (
-            (lo is not None and (value <= lo if lo_open else value < lo))
-            or (hi is not None and (value >= hi if hi_open else value > hi))
-        )  # fmt: skip
-        if bad:
-            raise InvalidInput(f"{name} must be {rng}, got {value!r}")
-
-    return check
-
-
-def _bool(prefix: str = "", *, allow_none: bool = False) -> _Validator:
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
-        if value is UNSET or isinstance(value, bool) or (allow_none and value is None):
-            return
-        what = "True, False or None" if allow_none else "True or False"
-        raise InvalidInput(f"{prefix}{attr.name} must be {what}, got {value!r}")
-
-    return check
-
-
-def _choice(options: Iterable[Any], what: str) -> _Validator:
-    opts = tuple(options)
-
-    def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
-        if value is UNSET:
-            return
-        if isinstance(value, bool) or value not in opts or type(value) is not type(opts[0]):
-            listed = ", ".join(repr(o) for o in opts)
-            raise InvalidInput(f"{attr.name} must be one of {listed} ({what}), got {value!r}")
-
-    return check
-
-
-def _non_empty_str(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
-    if value is UNSET:
-        return
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{attr.name} must be a non-empty string, got {value!r}")
-
-
-def _str(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
-    if value is not UNSET and not isinstance(value, str):
-        raise InvalidInput(f"{attr.name} must be a string, got {type(value).__name__}")
-
-
 def _vad(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
     if value is UNSET or value is None or isinstance(value, _BaseVAD):
         return
     raise InvalidInput(
         f"{attr.name} must be ServerVAD(...), SemanticVAD(...) or None (manual mode), "
-        f"got {value!r}; pass raw dicts through extra={{'turn_detection': ...}}"
+        f"got {value!r}; pass raw dicts through extra={{'turn_detection': ...}}",
+        param=attr.name,
     )
-
-
-# --- converters -----------------------------------------------------------------------------
-
-
-class _FrozenMap(Mapping[str, Any]):
-    """A read-only dict copy that can still be pickled and deep-copied (unlike mappingproxy)."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = dict(data)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return repr(self._data)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._data,))
-
-
-def _freeze_mapping(value: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidInput(f"{name} must be a mapping, got {type(value).__name__}")
-    for key in value:
-        if not isinstance(key, str):
-            raise InvalidInput(f"{name} keys must be strings, got {key!r}")
-    return _FrozenMap(copy.deepcopy(dict(value)))
-
-
-def _extra(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    frozen = _freeze_mapping(value, "extra")
-    if "tool_choice" in frozen:
-        raise UnsupportedByModel(_TOOL_CHOICE_MSG, feature="tool_choice")
-    return frozen
-
-
-def _vad_extra(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    frozen = _freeze_mapping(value, "turn_detection extra")
-    if "type" in frozen:
-        raise InvalidInput("turn_detection extra must not set 'type'; use ServerVAD or SemanticVAD")
-    return frozen
-
-
-def _search_options(
-    value: Mapping[str, Any] | UnsetType,
-) -> Mapping[str, Any] | UnsetType:
-    if value is UNSET:
-        return UNSET
-    frozen = _freeze_mapping(value, "search_options")
-    source = frozen.get("enable_source", False)
-    if not isinstance(source, bool):
-        raise InvalidInput(f"search_options.enable_source must be True or False, got {source!r}")
-    return frozen
-
-
-def _modalities(value: Sequence[str] | UnsetType) -> tuple[str, ...] | UnsetType:
-    if value is UNSET:
-        return UNSET
-    msg = "modalities must be ['text'] or ['text', 'audio'] (in any order)"
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise InvalidInput(f"{msg}, got {value!r}")
-    items = list(value)
-    if any(not isinstance(m, str) for m in items) or len(set(items)) != len(items):
-        raise InvalidInput(f"{msg}, got {items!r}")
-    if set(items) == {"text"}:
-        return ("text",)
-    if set(items) == {"text", "audio"}:
-        return ("text", "audio")
-    if set(items) == {"audio"}:
-        raise InvalidInput(f"{msg}; the server refuses ['audio'] alone: use ['text', 'audio']")
-    raise InvalidInput(f"{msg}, got {items!r}")
-
-
-def _check_tool(tool: Any, index: int) -> dict[str, Any]:
-    where = f"tools[{index}]"
-    shape = (
-        "{'type': 'function', 'function': {'name': ..., 'description': ..., 'parameters': {...}}}"
-    )
-    if not isinstance(tool, Mapping):
-        raise InvalidInput(f"{where} must be a dict shaped {shape}, got {type(tool).__name__}")
-    if tool.get("type") != "function":
-        raise InvalidInput(f"{where}.type must be 'function', got {tool.get('type')!r}")
-    fn = tool.get("function")
-    if not isinstance(fn, Mapping):
-        hint = (
-            " (the flat OpenAI-Realtime shape is not accepted by Qwen: nest name/parameters "
-            "under 'function')"
-            if "name" in tool
-            else ""
-        )
-        raise InvalidInput(f"{where} must be shaped {shape}{hint}")
-    name = fn.get("name")
-    if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
-        raise InvalidInput(
-            f"{where}.function.name must match ^[a-zA-Z0-9_-]{{1,64}}$, got {name!r}"
-        )
-    desc = fn.get("description", "")
-    if not isinstance(desc, str):
-        raise InvalidInput(f"{where}.function.description must be a string, got {desc!r}")
-    if "parameters" in fn:
-        params = fn["parameters"]
-        if not isinstance(params, Mapping) or params.get("type") != "object":
-            raise InvalidInput(
-                f"{where}.function.parameters must be a JSON schema object "
-                f"({{'type': 'object', 'properties': {{...}}, 'required': [...]}}), got {params!r}"
-            )
-        props = params.get("properties", {})
-        if not isinstance(props, Mapping):
-            raise InvalidInput(f"{where}.function.parameters.properties must be a mapping")
-        required = params.get("required", [])
-        if isinstance(required, str) or not isinstance(required, Sequence):
-            raise InvalidInput(f"{where}.function.parameters.required must be a list of names")
-        if any(not isinstance(r, str) for r in required):
-            raise InvalidInput(f"{where}.function.parameters.required must be a list of names")
-    return copy.deepcopy(dict(tool))
-
-
-def _tools(
-    value: Sequence[Mapping[str, Any]] | UnsetType,
-) -> tuple[dict[str, Any], ...] | UnsetType:
-    if value is UNSET:
-        return UNSET
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise InvalidInput(f"tools must be a list of tool dicts, got {type(value).__name__}")
-    tools = tuple(_check_tool(t, i) for i, t in enumerate(value))
-    names = [t["function"]["name"] for t in tools]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InvalidInput(f"tools declares the same function name twice: {', '.join(dupes)}")
-    return tools
 
 
 # --- turn detection -------------------------------------------------------------------------
@@ -357,24 +107,27 @@ class _BaseVAD:
     TYPE: ClassVar[str] = ""
 
     threshold: float | UnsetType = attrs.field(
-        default=UNSET, validator=_number(-1.0, 1.0, prefix="turn_detection.")
+        default=UNSET, validator=check.number(limits.VAD_THRESHOLD, prefix="turn_detection.")
     )
     """[-1.0, 1.0]; lower is more sensitive (server default 0.5)."""
     silence_duration_ms: int | UnsetType = attrs.field(
-        default=UNSET, validator=_number(200, 6000, integer=True, prefix="turn_detection.")
+        default=UNSET,
+        validator=check.number(limits.VAD_SILENCE_DURATION_MS, prefix="turn_detection."),
     )
     """[200, 6000] ms of silence that ends a turn (server default 800)."""
     prefix_padding_ms: int | UnsetType = attrs.field(
-        default=UNSET, validator=_number(0, integer=True, prefix="turn_detection.")
+        default=UNSET,
+        validator=check.number(limits.VAD_PREFIX_PADDING_MS, prefix="turn_detection."),
     )
-    """Audio kept before speech start. Not in the client docs; a client saw it refused."""
+    """Audio kept before speech start (server default 300). Not in the client docs; a client saw
+    it refused."""
     create_response: bool | UnsetType = attrs.field(
-        default=UNSET, validator=_bool("turn_detection.")
+        default=UNSET, validator=check.boolean("turn_detection.")
     )
     interrupt_response: bool | UnsetType = attrs.field(
-        default=UNSET, validator=_bool("turn_detection.")
+        default=UNSET, validator=check.boolean("turn_detection.")
     )
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_vad_extra)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=check.vad_extra)
     """Unmodelled ``turn_detection`` keys, merged last."""
 
     def to_wire(self) -> dict[str, Any]:
@@ -385,19 +138,27 @@ class _BaseVAD:
         return out
 
     @classmethod
-    def from_wire(cls: type[_VadT], data: Mapping[str, Any]) -> _VadT:
-        """Tolerant parse of a ``turn_detection`` dict; unknown or invalid keys go to ``extra``."""
+    def from_wire(cls: type[_VadT], data: Mapping[str, Any], *, strict: bool = False) -> _VadT:
+        """Parse a ``turn_detection`` dict; unknown keys go to ``extra``, and so do invalid
+        values unless ``strict`` (then :class:`~dashscope_rt.errors.InvalidInput`)."""
         known = {f.name for f in attrs.fields(cls)} - {"extra"}
         kwargs: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in data.items():
             if key == "type":
                 continue
-            if key in known and _accepts(cls, key, value):
+            if key in known and (strict or _accepts(cls, key, value)):
+                cls(**{key: value})  # raises for an invalid value (strict only)
                 kwargs[key] = value
             else:
                 extra[key] = value
         return cls(extra=extra, **kwargs)
+
+    def with_defaults(self: _VadT) -> _VadT:
+        """A copy with every unset field at the service's default
+        (:data:`~dashscope_rt.limits.SERVER_VAD_DEFAULTS`)."""
+        unset = {k: v for k, v in limits.SERVER_VAD_DEFAULTS.items() if getattr(self, k) is UNSET}
+        return attrs.evolve(self, **unset)
 
     def merge(self: _VadT, other: _BaseVAD) -> _VadT:
         """A copy with every field set in ``other`` (of the same type) replacing this one's."""
@@ -414,6 +175,11 @@ class _BaseVAD:
     def __repr__(self) -> str:
         return _repr(self)
 
+    def effective(self, name: str) -> Any:
+        """The value of field ``name``, or what the service uses when it is UNSET."""
+        value = getattr(self, name)
+        return VAD_DEFAULTS.get(name) if value is UNSET else value
+
 
 @attrs.frozen(kw_only=True, repr=False)
 class ServerVAD(_BaseVAD):
@@ -422,7 +188,7 @@ class ServerVAD(_BaseVAD):
     TYPE: ClassVar[str] = "server_vad"
 
     idle_timeout_ms: int | UnsetType = attrs.field(
-        default=UNSET, validator=_number(5000, 30000, integer=True, prefix="turn_detection.")
+        default=UNSET, validator=check.number(limits.VAD_IDLE_TIMEOUT_MS, prefix="turn_detection.")
     )
     """[5000, 30000]: the model speaks up after this much user silence (qwen3.5 only)."""
 
@@ -436,6 +202,54 @@ class SemanticVAD(_BaseVAD):
 
 _VAD_TYPES: Mapping[str, type[_BaseVAD]] = {"server_vad": ServerVAD, "semantic_vad": SemanticVAD}
 
+VAD_DEFAULTS: Final[Mapping[str, Any]] = types.MappingProxyType(
+    {
+        "threshold": 0.5,
+        "silence_duration_ms": 800,
+        "prefix_padding_ms": 300,
+        "create_response": True,
+        "interrupt_response": True,
+        "idle_timeout_ms": None,
+    }
+)
+"""What the service uses for a ``turn_detection`` field left UNSET (protocol.md §5.1)."""
+
+
+class _ServerDefault:
+    """A parameter default shown by ``help()``: the value the service applies when unset."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "None (off)" if self.value is None else repr(self.value)
+
+
+def _show_server_defaults(cls: type[_BaseVAD]) -> None:
+    """Make ``help(cls)`` show the service's defaults instead of UNSET, and list them."""
+    init = cls.__init__
+    sig = inspect.signature(init)
+    params = [
+        p.replace(default=_ServerDefault(VAD_DEFAULTS[p.name]))
+        if p.name in VAD_DEFAULTS
+        else p.replace(default=_ServerDefault({}))
+        if p.name == "extra"
+        else p
+        for p in sig.parameters.values()
+    ]
+    init.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    cls.__signature__ = sig.replace(parameters=params[1:])  # type: ignore[attr-defined]
+    names = [f.name for f in attrs.fields(cls) if f.name in VAD_DEFAULTS]
+    rows = "\n".join(f"        {n:<20} {_ServerDefault(VAD_DEFAULTS[n])!r}" for n in names)
+    cls.__doc__ = (
+        f"{cls.__doc__}\n\n    The defaults shown are the service's: a field you leave out is not "
+        "sent (it reads\n    ``UNSET``) and the service uses::\n\n" + rows + "\n"
+    )
+
+
+for _vad_cls in (ServerVAD, SemanticVAD):
+    _show_server_defaults(_vad_cls)
+
 
 def _accepts(cls: type[Any], name: str, value: Any) -> bool:
     try:
@@ -448,8 +262,23 @@ def _accepts(cls: type[Any], name: str, value: Any) -> bool:
 # --- the session config ---------------------------------------------------------------------
 
 
-def _unsupported(info: ModelInfo, feature: str, message: str) -> UnsupportedByModel:
-    return UnsupportedByModel(f"{info.name}: {message}", model=info.name, feature=feature)
+def _unsupported(
+    info: ModelInfo, feature: str, message: str, param: str | None = None
+) -> UnsupportedByModel:
+    return UnsupportedByModel(
+        f"{info.name}: {message}", model=info.name, feature=feature, param=param
+    )
+
+
+def transcription_object(model: ModelInfo) -> dict[str, Any]:
+    """The ``input_audio_transcription`` object that turns transcription on for ``model``."""
+    return {"model": model.transcription_model}
+
+
+def audio_format_object(fmt: str, rate: int) -> dict[str, Any]:
+    """One side of the nested qwen3.5 ``audio`` object: ``{"format": {"type", "sample_rate"}}``
+    (``type`` is ``"wav"`` or ``"pcm"``)."""
+    return {"format": {"type": "wav" if fmt == "wav" else "pcm", "sample_rate": rate}}
 
 
 def _resolve(model: ModelInfo | str) -> ModelInfo:
@@ -462,59 +291,61 @@ def _resolve(model: ModelInfo | str) -> ModelInfo:
 class SessionConfig:
     """The ``session`` object of ``session.update``; every field is optional (see module doc)."""
 
-    modalities: tuple[str, ...] | UnsetType = attrs.field(default=UNSET, converter=_modalities)
+    modalities: tuple[str, ...] | UnsetType = attrs.field(default=UNSET, converter=check.modalities)
     """``["text"]`` or ``["text", "audio"]`` (any order; stored in that order)."""
-    voice: str | UnsetType = attrs.field(default=UNSET, validator=_non_empty_str)
-    instructions: str | UnsetType = attrs.field(default=UNSET, validator=_str)
+    voice: str | UnsetType = attrs.field(default=UNSET, validator=check.non_empty_str)
+    instructions: str | UnsetType = attrs.field(default=UNSET, validator=check.string)
     input_audio_format: str | UnsetType = attrs.field(
         default=UNSET,
-        validator=_choice((*LEGACY_AUDIO_FORMATS, "wav"), "'wav' only on qwen3.5 models"),
+        validator=check.choice((*LEGACY_AUDIO_FORMATS, "wav"), "'wav' only on qwen3.5 models"),
     )
     output_audio_format: str | UnsetType = attrs.field(
         default=UNSET,
-        validator=_choice((*LEGACY_AUDIO_FORMATS, "wav"), "'wav' only on qwen3.5 models"),
+        validator=check.choice((*LEGACY_AUDIO_FORMATS, "wav"), "'wav' only on qwen3.5 models"),
     )
     input_sample_rate: int | UnsetType = attrs.field(
-        default=UNSET, validator=_choice(SAMPLE_RATES, "Hz")
+        default=UNSET, validator=check.choice(SAMPLE_RATES, "Hz")
     )
     """Other than the model's default only on qwen3.5 (sent as ``audio.input.format``)."""
     output_sample_rate: int | UnsetType = attrs.field(
-        default=UNSET, validator=_choice(SAMPLE_RATES, "Hz")
+        default=UNSET, validator=check.choice(SAMPLE_RATES, "Hz")
     )
     turn_detection: ServerVAD | SemanticVAD | UnsetType | None = attrs.field(
         default=UNSET, validator=_vad
     )
     """A VAD, or None for manual mode (commit + response.create yourself)."""
-    input_transcription: bool | UnsetType = attrs.field(default=UNSET, validator=_bool())
+    input_transcription: bool | UnsetType = attrs.field(default=UNSET, validator=check.boolean())
     """Transcribe the user's audio (``input_audio_transcription``); False sends null."""
     temperature: float | UnsetType = attrs.field(
-        default=UNSET, validator=_number(0, 2, hi_open=True)
+        default=UNSET, validator=check.number(limits.TEMPERATURE)
     )
-    top_p: float | UnsetType = attrs.field(default=UNSET, validator=_number(0, 1, lo_open=True))
-    top_k: int | UnsetType | None = attrs.field(
-        default=UNSET, validator=_number(0, integer=True, allow=(None,))
-    )
+    top_p: float | UnsetType = attrs.field(default=UNSET, validator=check.number(limits.TOP_P))
+    top_k: int | UnsetType | None = attrs.field(default=UNSET, validator=check.number(limits.TOP_K))
     """>= 0; None (or > 100) disables top-k."""
-    max_tokens: int | UnsetType = attrs.field(default=UNSET, validator=_number(1, integer=True))
+    max_tokens: int | UnsetType = attrs.field(
+        default=UNSET, validator=check.number(limits.MAX_TOKENS)
+    )
     repetition_penalty: float | UnsetType = attrs.field(
-        default=UNSET, validator=_number(0, lo_open=True)
+        default=UNSET, validator=check.number(limits.REPETITION_PENALTY)
     )
-    presence_penalty: float | UnsetType = attrs.field(default=UNSET, validator=_number(-2, 2))
-    seed: int | UnsetType = attrs.field(
-        default=UNSET, validator=_number(0, _SEED_MAX, integer=True, allow=(-1,))
+    presence_penalty: float | UnsetType = attrs.field(
+        default=UNSET, validator=check.number(limits.PRESENCE_PENALTY)
     )
+    seed: int | UnsetType = attrs.field(default=UNSET, validator=check.number(limits.SEED))
     """[0, 2**31-1], or -1 for a random seed (the server's default)."""
     smooth_output: bool | UnsetType | None = attrs.field(
-        default=UNSET, validator=_bool(allow_none=True)
+        default=UNSET, validator=check.boolean(allow_none=True)
     )
     """qwen3-omni-flash: True conversational, False formal, None auto (sent as null)."""
-    enable_search: bool | UnsetType = attrs.field(default=UNSET, validator=_bool())
+    enable_search: bool | UnsetType = attrs.field(default=UNSET, validator=check.boolean())
     search_options: Mapping[str, Any] | UnsetType = attrs.field(
-        default=UNSET, converter=_search_options
+        default=UNSET, converter=check.search_options
     )
-    tools: tuple[dict[str, Any], ...] | UnsetType = attrs.field(default=UNSET, converter=_tools)
+    tools: tuple[dict[str, Any], ...] | UnsetType = attrs.field(
+        default=UNSET, converter=check.tools
+    )
     """Wire-shaped ``{"type": "function", "function": {name, description, parameters}}``."""
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_extra)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=check.extra_mapping)
     """Unmodelled keys, merged last (they override modelled ones). Not checked per model."""
 
     def __repr__(self) -> str:
@@ -562,7 +393,7 @@ class SessionConfig:
         out.update(self._audio_wire(info))
         if self.input_transcription is not UNSET:
             out["input_audio_transcription"] = (
-                {"model": info.transcription_model} if self.input_transcription else None
+                transcription_object(info) if self.input_transcription else None
             )
         if self.turn_detection is not UNSET:
             out["turn_detection"] = self._vad_wire(info)
@@ -581,49 +412,78 @@ class SessionConfig:
         out.update(self._sampling_wire(info))
         out.update(self._search_and_tools_wire(info))
         if "tool_choice" in self.extra:
-            raise _unsupported(info, "tool_choice", _TOOL_CHOICE_MSG)
+            raise _unsupported(info, "tool_choice", check.TOOL_CHOICE_MSG)
         out.update(copy.deepcopy(dict(self.extra)))
         return out
 
     @classmethod
-    def from_wire(cls, session: Mapping[str, Any]) -> SessionConfig:
-        """Tolerant parse of a ``session`` object (``session.created``/``session.updated``).
+    def from_wire(cls, session: Mapping[str, Any], *, strict: bool = False) -> SessionConfig:
+        """Parse a ``session`` object (``session.created``/``session.updated``, or the one a
+        client sends).
 
-        Meant for showing the effective config. Server echoes such as ``prefix_padding_ms`` are
-        kept, so resend the config you built rather than this one. Unknown or invalid keys go to
-        ``extra``; ``id``, ``object``, ``model``, ``max_response_output_token`` and
-        ``tool_choice`` are dropped.
+        Tolerant by default, for showing the effective config: unknown or invalid keys go to
+        ``extra``. Server echoes such as ``prefix_padding_ms`` are kept, so resend the config you
+        built rather than this one. With ``strict`` (how the simulator reads ``session.update``),
+        an invalid value raises :class:`~dashscope_rt.errors.InvalidInput` whose ``param`` names
+        it; unknown keys still go to ``extra``. ``id``, ``object``, ``model``,
+        ``max_response_output_token`` and ``tool_choice`` are dropped either way. Model checks
+        are :meth:`to_wire`'s.
         """
         if not isinstance(session, Mapping):
-            raise InvalidInput(f"session must be a mapping, got {type(session).__name__}")
-        plain = {f.name for f in attrs.fields(cls)} - {
-            "turn_detection",
-            "input_transcription",
-            "input_sample_rate",
-            "output_sample_rate",
-            "extra",
-        }
+            raise InvalidInput(
+                f"session must be a mapping, got {type(session).__name__}", param="session"
+            )
         kwargs: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in session.items():
             if key in _IGNORED_WIRE_KEYS:
                 continue
-            parsed: dict[str, Any] | None = None
-            if key in plain:
-                parsed = {key: value} if _accepts(cls, key, value) else None
-            elif key == "input_audio_transcription":
-                parsed = _transcription_from_wire(value)
-            elif key == "turn_detection":
-                parsed = _vad_from_wire(value)
-            elif key == "audio":
-                parsed = _audio_from_wire(value)
-            if parsed is None:
-                if key in plain or key in ("input_audio_transcription", "turn_detection", "audio"):
-                    log.debug("session.%s=%r not understood; kept in extra", key, value)
+            parse = _WIRE_PARSERS.get(key, _plain_from_wire if key in _PLAIN_KEYS else None)
+            if parse is None:
                 extra[key] = value
-            else:
-                kwargs.update(parsed)
+                continue
+            try:
+                kwargs.update(parse(key, value, strict))
+            except InvalidInput:
+                if strict:
+                    raise
+                log.debug("session.%s=%r not understood; kept in extra", key, value)
+                extra[key] = value
         return cls(extra=extra, **kwargs)
+
+    def with_defaults(self, model: ModelInfo | str) -> SessionConfig:
+        """A copy with every unset field at the service's default for ``model``: what
+        ``session.created`` reports, merged with this config. For showing and for the simulator;
+        not for sending (it sets fields some models refuse, such as turbo's fixed sampling).
+
+        Defaults come from :mod:`dashscope_rt.limits` (protocol-wide) and the model table
+        (voice, rates, sampling, ``max_tokens``, ``smooth_output``).
+        """
+        info = _resolve(model)
+        vad = self.turn_detection
+        defaults: dict[str, Any] = {
+            "modalities": limits.DEFAULT_MODALITIES,
+            "voice": info.default_voice or UNSET,
+            "instructions": "",
+            "input_audio_format": limits.DEFAULT_AUDIO_FORMAT,
+            "output_audio_format": limits.DEFAULT_AUDIO_FORMAT,
+            "input_sample_rate": info.input_rate,
+            "output_sample_rate": info.output_rate,
+            "turn_detection": ServerVAD() if vad is UNSET else vad,
+            "input_transcription": True,
+            "max_tokens": UNSET if info.max_output_tokens is None else info.max_output_tokens,
+            "seed": limits.DEFAULT_SEED,
+            "smooth_output": True if info.smooth_output else UNSET,
+            "enable_search": False,
+            "search_options": {},
+            "tools": (),
+            **info.sampling_defaults,
+        }
+        changes = {k: v for k, v in defaults.items() if getattr(self, k) is UNSET}
+        vad = changes.get("turn_detection", vad)
+        if isinstance(vad, _BaseVAD):
+            changes["turn_detection"] = vad.with_defaults()
+        return attrs.evolve(self, **changes)
 
     # --- model checks ------------------------------------------------------------------
 
@@ -634,7 +494,11 @@ class SessionConfig:
         if info.voices is not None:
             choose = f"choose one of: {', '.join(info.voices)}"
         else:
-            choose = f"it is known to be refused; the model's default is {info.default_voice!r}"
+            choose = (
+                f"it is known to be refused. Leave voice unset for the model's default, "
+                f"{info.default_voice!r}, or pick one from the model's voice list in DashScope's "
+                "Qwen-Omni-Realtime guide (not held by this SDK)"
+            )
         raise _unsupported(info, "voice", f"voice {voice!r} is not available here; {choose}")
 
     @staticmethod
@@ -646,16 +510,20 @@ class SessionConfig:
         default = info.input_rate if name.startswith("input") else info.output_rate
         if rate == default and not info.audio_format_object:
             return
+        param = f"audio.{name.split('_')[0]}.format.sample_rate"
         if not info.audio_format_object:
             raise _unsupported(
                 info,
                 name,
                 f"{name}={rate} is not supported: this model only takes {default} Hz "
                 f"(other rates need a qwen3.5 model); resample the audio instead",
+                param,
             )
         if rate not in allowed:
             rates = ", ".join(str(r) for r in allowed)
-            raise _unsupported(info, name, f"{name}={rate} is not supported; use one of {rates}")
+            raise _unsupported(
+                info, name, f"{name}={rate} is not supported; use one of {rates}", param
+            )
 
     def _audio_wire(self, info: ModelInfo) -> dict[str, Any]:
         self._check_rate(info, "input_sample_rate", self.input_sample_rate, info.input_rates)
@@ -687,12 +555,7 @@ class SessionConfig:
         for side, fmt, rate, default in sides:
             if fmt is UNSET and rate is UNSET:
                 continue
-            audio[side] = {
-                "format": {
-                    "type": "wav" if fmt == "wav" else "pcm",
-                    "sample_rate": default if rate is UNSET else rate,
-                }
-            }
+            audio[side] = audio_format_object(str(fmt), default if rate is UNSET else rate)
         return {"audio": audio}
 
     def _vad_wire(self, info: ModelInfo) -> dict[str, Any] | None:
@@ -704,6 +567,7 @@ class SessionConfig:
                 info,
                 "semantic_vad",
                 "SemanticVAD is only available on qwen3.5 models; use ServerVAD(...)",
+                "turn_detection.type",
             )
         if (
             isinstance(vad, ServerVAD)
@@ -714,11 +578,12 @@ class SessionConfig:
                 info,
                 "idle_timeout_ms",
                 "turn_detection.idle_timeout_ms is only available on qwen3.5 models; remove it",
+                "turn_detection.idle_timeout_ms",
             )
         return vad.to_wire()
 
     def _sampling_wire(self, info: ModelInfo) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in _SAMPLING_FIELDS}
+        out = {name: getattr(self, name) for name in SAMPLING_FIELDS}
         out = {k: v for k, v in out.items() if v is not UNSET}
         if out and not info.sampling_params:
             names = ", ".join(out)
@@ -760,7 +625,8 @@ class SessionConfig:
             )
         if self.enable_search is True and self.tools:
             raise InvalidInput(
-                "tools and enable_search=True cannot be used together; choose one of them"
+                "tools and enable_search=True cannot be used together; choose one of them",
+                param="tools",
             )
         for name in ("enable_search", "search_options"):
             value = getattr(self, name)
@@ -783,43 +649,74 @@ def _plain(value: _T) -> _T:
     return value
 
 
-def _transcription_from_wire(value: Any) -> dict[str, Any] | None:
+def _plain_from_wire(key: str, value: Any, strict: bool) -> dict[str, Any]:
+    SessionConfig(**{key: value})  # raises InvalidInput for an invalid value
+    return {key: value}
+
+
+def _transcription_from_wire(key: str, value: Any, strict: bool) -> dict[str, Any]:
     if value is None:
         return {"input_transcription": False}
     if isinstance(value, Mapping):
         return {"input_transcription": True}
-    return None
+    raise InvalidInput(f"{key} must be an object or null, got {value!r}", param=key)
 
 
-def _vad_from_wire(value: Any) -> dict[str, Any] | None:
+def _vad_from_wire(key: str, value: Any, strict: bool) -> dict[str, Any]:
     if value is None:
         return {"turn_detection": None}
-    if isinstance(value, Mapping):
-        cls = _VAD_TYPES.get(value.get("type", "server_vad"))
-        if cls is not None:
-            return {"turn_detection": cls.from_wire(value)}
-    return None
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{key} must be an object or null, got {value!r}", param=key)
+    kind = value.get("type", "server_vad")
+    cls = _VAD_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InvalidInput(
+            f"{key}.type must be one of {', '.join(map(repr, _VAD_TYPES))}, got {kind!r}",
+            param=f"{key}.type",
+        )
+    return {"turn_detection": cls.from_wire(value, strict=strict)}
 
 
-def _audio_from_wire(value: Any) -> dict[str, Any] | None:
+def _audio_from_wire(key: str, value: Any, strict: bool) -> dict[str, Any]:
+    shape = "{'input': {'format': {'type': ..., 'sample_rate': ...}}, 'output': {...}}"
     if not isinstance(value, Mapping) or not set(value) <= {"input", "output"}:
-        return None
+        raise InvalidInput(f"audio must be shaped {shape}, got {value!r}", param="audio")
     out: dict[str, Any] = {}
     for side in ("input", "output"):
         if side not in value:
             continue
-        part = value[side]
+        part, where = value[side], f"audio.{side}"
         if not isinstance(part, Mapping) or set(part) != {"format"}:
-            return None
-        fmt = part["format"]
+            raise InvalidInput(f"{where} must be {{'format': {{...}}}}, got {part!r}", param=where)
+        fmt, where = part["format"], f"{where}.format"
         if not isinstance(fmt, Mapping) or not set(fmt) <= {"type", "sample_rate"}:
-            return None
+            raise InvalidInput(
+                f"{where} must be {{'type': ..., 'sample_rate': ...}}, got {fmt!r}", param=where
+            )
         if "type" in fmt:
             if fmt["type"] not in AUDIO_FORMATS:
-                return None
+                raise InvalidInput(
+                    f"{where}.type must be one of {', '.join(map(repr, AUDIO_FORMATS))}, "
+                    f"got {fmt['type']!r}",
+                    param=f"{where}.type",
+                )
             out[f"{side}_audio_format"] = fmt["type"]
         if "sample_rate" in fmt:
-            if not _accepts(SessionConfig, f"{side}_sample_rate", fmt["sample_rate"]):
-                return None
+            try:
+                SessionConfig(**{f"{side}_sample_rate": fmt["sample_rate"]})
+            except InvalidInput as e:
+                raise InvalidInput(str(e), param=f"{where}.sample_rate") from None
             out[f"{side}_sample_rate"] = fmt["sample_rate"]
     return out
+
+
+_WireParser = Callable[[str, Any, bool], dict[str, Any]]
+_WIRE_PARSERS: Mapping[str, _WireParser] = {
+    "input_audio_transcription": _transcription_from_wire,
+    "turn_detection": _vad_from_wire,
+    "audio": _audio_from_wire,
+}
+_PLAIN_KEYS = frozenset(
+    {f.name for f in attrs.fields(SessionConfig)}
+    - {"turn_detection", "input_transcription", "input_sample_rate", "output_sample_rate", "extra"}
+)

@@ -21,8 +21,10 @@
     │   │       └── AuthenticationError  HTTP 401/403: bad key, or a key of another region
     │   └── ConnectionClosed           the socket closed (code, reason, by_server)
     ├── Timeout (TimeoutError)         a blocking call ran out of time
+    │   └── NoSpeechHeard              voice detection heard no speech in streamed audio
     ├── ProtocolError                  a frame that is not a valid protocol message
     ├── ServerError                    an ``error`` event from the service (type, code, param, ...)
+    ├── AudioDeviceError               no usable sound device (none found, or it cannot be opened)
     ├── MissingExtra (ImportError)     an optional feature whose extra is not installed
     └── SessionClosed (RuntimeError)   the session is closed; nothing more can be sent
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AudioDeviceError",
     "AuthenticationError",
     "BlockingCallInHandler",
     "ConnectError",
@@ -45,6 +48,7 @@ __all__ = [
     "InvalidType",
     "MissingExtra",
     "NameResolutionError",
+    "NoSpeechHeard",
     "ProtocolError",
     "RealtimeError",
     "SendBacklogFull",
@@ -65,7 +69,15 @@ class RealtimeError(Exception):
 
 
 class InvalidInput(RealtimeError, ValueError):
-    """An argument or configuration value is invalid; the message names the field and the range."""
+    """An argument or configuration value is invalid; the message names the field and the range.
+
+    ``param`` is the field's path in the wire ``session`` object where there is one
+    (``"turn_detection.threshold"``, ``"tools[0]"``), else None.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class InvalidType(InvalidInput, TypeError):
@@ -79,8 +91,10 @@ class UnknownName(InvalidInput, LookupError):
 class UnsupportedByModel(InvalidInput):
     """The request is valid in general but the selected model does not support it."""
 
-    def __init__(self, message: str, *, model: str = "", feature: str = "") -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, model: str = "", feature: str = "", param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param or feature or None)
         self.model = model
         self.feature = feature
 
@@ -160,6 +174,10 @@ class Timeout(RealtimeError, TimeoutError):
     """A blocking operation did not finish within its timeout."""
 
 
+class NoSpeechHeard(Timeout):
+    """The server's voice detection heard no speech in audio streamed as a turn."""
+
+
 class ConnectTimeout(ConnectError, Timeout):
     """No connection, or no ``session.created``, within the connect timeout."""
 
@@ -216,11 +234,19 @@ class ConnectionClosed(TransportError):
 
 
 class ProtocolError(RealtimeError):
-    """A received frame is not a valid protocol message (bad JSON, not an object, bad base64)."""
+    """A received frame is not a valid protocol message (bad JSON, not an object, bad base64).
 
-    def __init__(self, message: str, *, frame: Any = None) -> None:
+    ``param`` names the offending field (``"type"`` for an unknown event type) and ``missing``
+    says it was absent; both are set by :func:`~dashscope_rt.events.decode_client`.
+    """
+
+    def __init__(
+        self, message: str, *, frame: Any = None, param: str | None = None, missing: bool = False
+    ) -> None:
         super().__init__(message)
         self.frame = frame
+        self.param = param
+        self.missing = missing
 
 
 class ServerError(RealtimeError):
@@ -251,6 +277,15 @@ class ServerError(RealtimeError):
         self.param = param
         self.event_id = event_id
         self.fatal = fatal
+
+
+class AudioDeviceError(RealtimeError):
+    """No usable sound device: PortAudio found none (headless server, Docker, WSL), or the one
+    asked for does not exist or cannot be opened. ``kind`` is ``"input"`` or ``"output"``."""
+
+    def __init__(self, message: str, *, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class SessionClosed(RealtimeError, RuntimeError):

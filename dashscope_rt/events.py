@@ -8,30 +8,43 @@ anything but :class:`~dashscope_rt.errors.ProtocolError`; missing or wrong-typed
 (:class:`Closed`, :class:`Reconnecting`, :class:`Reconnected`, :class:`RolledOver`,
 :class:`SessionExpiring`) are here too: :data:`SessionEvent` is everything a session's
 ``events()`` yields.
+
+The other direction, for the simulator (:mod:`dashscope_rt.testing`) and tests: every server event
+has ``to_wire()`` and :func:`encode_server` (``decode(encode_server(ev)) == ev``; a decoded event
+writes back its frame, unknown keys included), and :func:`decode_client` reads client frames.
 """
 
 from __future__ import annotations
 
 import binascii
-import itertools
 import json
 import logging
-import os
-import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import attrs
 
+from ._client_events import (
+    CLIENT_EVENT_TYPES,
+    ClientEvent,
+    ConversationItemCreate,
+    InputAudioBufferAppend,
+    InputAudioBufferClear,
+    InputAudioBufferCommit,
+    InputImageBufferAppend,
+    ResponseCancel,
+    ResponseCreate,
+    SessionFinish,
+    SessionUpdate,
+    decode_client,
+    encode,
+)
 from ._sdk_events import Closed, Reconnected, Reconnecting, RolledOver, SessionExpiring
+from ._wire import WireObject, dumps, new_event_id, new_id, pybase64, write
 from .errors import InvalidInput, ProtocolError
 
-try:  # optional SIMD base64, ~10x faster on audio frames: pip install "dashscope-rt[speedups]"
-    import pybase64
-except ImportError:  # the stdlib's binascii does the same work, slower
-    pybase64 = None  # type: ignore[assignment]
-
 __all__ = [
+    "CLIENT_EVENT_TYPES",
     "SERVER_EVENT_TYPES",
     "ClientEvent",
     "Closed",
@@ -86,8 +99,11 @@ __all__ = [
     "UnknownEvent",
     "Usage",
     "decode",
+    "decode_client",
     "encode",
+    "encode_server",
     "new_event_id",
+    "new_id",
 ]
 
 logger = logging.getLogger("dashscope_rt.events")
@@ -138,8 +154,10 @@ def _maps(v: Any) -> tuple[Mapping[str, Any], ...] | None:
 
 
 @attrs.frozen(kw_only=True)
-class ErrorDetail:
+class ErrorDetail(WireObject):
     """The ``error`` object of an ``error`` or ``...transcription.failed`` event."""
+
+    _WIRE_ALWAYS: ClassVar[frozenset[str]] = frozenset({"type", "code", "message", "param"})
 
     type: str | None = None
     code: str | None = None
@@ -162,8 +180,13 @@ class ErrorDetail:
 
 
 @attrs.frozen(kw_only=True)
-class SessionInfo:
-    """The effective session configuration echoed by ``session.created``/``session.updated``."""
+class SessionInfo(WireObject):
+    """The effective session configuration echoed by ``session.created``/``session.updated``.
+
+    ``turn_detection`` and ``input_audio_transcription`` are None when off (manual mode, no
+    transcription) and when not echoed; ``raw`` tells which (the service writes null, or leaves
+    the key out). A built one writes null only for the fields named by ``with_nulls()``.
+    """
 
     id: str | None = None
     object: str | None = None
@@ -225,7 +248,7 @@ class SessionInfo:
 
 
 @attrs.frozen(kw_only=True)
-class ContentPart:
+class ContentPart(WireObject):
     """One content part of an item. Qwen puts the text in ``text`` or ``transcript``."""
 
     type: str | None = None
@@ -256,7 +279,7 @@ def _part(v: Any) -> ContentPart | None:
 
 
 @attrs.frozen(kw_only=True)
-class Item:
+class Item(WireObject):
     """A conversation item: a ``message`` (with ``content``), a ``function_call`` or its
     ``function_call_output`` (``call_id`` + ``output``)."""
 
@@ -276,6 +299,13 @@ class Item:
     def text(self) -> str:
         """Concatenated text (or transcript) of all content parts."""
         return "".join(p.text_or_transcript or "" for p in self.content)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The wire dict; a built message always has its ``content`` list, even empty."""
+        out = write(self)
+        if self.type == "message" and not self.raw:
+            out.setdefault("content", [])
+        return out
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> Item:
@@ -306,7 +336,7 @@ def _item(v: Any) -> Item | None:
 
 
 @attrs.frozen(kw_only=True)
-class Usage:
+class Usage(WireObject):
     """Token usage of a response (billing-relevant)."""
 
     total_tokens: int | None = None
@@ -332,8 +362,10 @@ class Usage:
 
 
 @attrs.frozen(kw_only=True)
-class Response:
+class Response(WireObject):
     """A response object (``response.created`` / ``response.done``)."""
+
+    _WIRE_ALWAYS: ClassVar[frozenset[str]] = frozenset({"output"})
 
     id: str | None = None
     object: str | None = None
@@ -375,8 +407,8 @@ class Response:
 # Server events
 
 
-class _Server:
-    """Mixin: ``type`` reads the class's wire type ``TYPE``."""
+class _Server(WireObject):
+    """Mixin: ``type`` reads the class's wire type ``TYPE``; ``to_wire`` writes the event."""
 
     __slots__ = ()
     TYPE: ClassVar[str] = ""
@@ -385,6 +417,13 @@ class _Server:
     def type(self) -> str:
         """The wire ``type`` string."""
         return self.TYPE
+
+    def to_wire(self, *, event_id: str | None = None) -> dict[str, Any]:
+        """The event's wire dict; ``event_id``, when given, replaces the event's own id.
+
+        A decoded event writes back the frame it came from (keys it does not model included).
+        """
+        return write(self, event_type=self.TYPE, event_id=event_id)
 
 
 @attrs.frozen(kw_only=True)
@@ -636,6 +675,7 @@ class ResponseAudioDelta(_Server):
     """
 
     TYPE: ClassVar[str] = "response.audio.delta"
+    _WIRE_KEYS: ClassVar[Mapping[str, str]] = {"audio": "delta"}
     event_id: str | None = None
     response_id: str | None = None
     item_id: str | None = None
@@ -729,13 +769,17 @@ class ResponseFunctionCallArgumentsDone(_Server):
 
 
 @attrs.frozen(kw_only=True)
-class UnknownEvent:
+class UnknownEvent(WireObject):
     """A server event whose ``type`` this SDK does not know (or a frame without ``type``)."""
 
     TYPE: ClassVar[str] = ""
     type: str = ""
     event_id: str | None = None
     raw: Mapping[str, Any] = _raw()
+
+    def to_wire(self, *, event_id: str | None = None) -> dict[str, Any]:
+        """``raw`` with ``type`` and the event id (``event_id`` replaces the own one)."""
+        return write(self, event_id=event_id)
 
 
 @attrs.frozen(kw_only=True)
@@ -753,6 +797,27 @@ class LegacyChoices(_Server):
     finish_reason: str | None = None
     usage: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = _raw()
+
+    def to_wire(self, *, event_id: str | None = None) -> dict[str, Any]:
+        """The ``output.choices`` shape (or ``raw`` as received, when decoded)."""
+        if self.raw:
+            out = dict(self.raw)
+        else:
+            message: dict[str, Any] = {"content": self.text}
+            if self.role is not None:
+                message = {"role": self.role, **message}
+            choice: dict[str, Any] = {"message": message}
+            if self.finish_reason is not None:
+                choice["finish_reason"] = self.finish_reason
+            out = {"output": {"choices": [choice]}}
+            if self.request_id is not None:
+                out["request_id"] = self.request_id
+            if self.usage is not None:
+                out["usage"] = dict(self.usage)
+        eid = event_id if event_id is not None else self.event_id
+        if eid is None or out.get("event_id") == eid:
+            return out
+        return {"event_id": eid, **{k: v for k, v in out.items() if k != "event_id"}}
 
 
 ServerEvent = (
@@ -1279,214 +1344,18 @@ def decode(frame: str | bytes) -> ServerEvent:
     return _from_dict(d, frame)
 
 
-# --------------------------------------------------------------------------------------------
-# Client events
+def encode_server(event: ServerEvent, *, event_id: str | None = None) -> str:
+    """Encode a server event as compact JSON text: what the simulator sends.
 
-
-def _new_id_source() -> tuple[str, Iterator[int]]:
-    return "event_" + secrets.token_hex(8), itertools.count(1)
-
-
-_id_prefix, _id_counter = _new_id_source()
-
-
-def _reseed_ids_after_fork() -> None:
-    global _id_prefix, _id_counter
-    _id_prefix, _id_counter = _new_id_source()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reseed_ids_after_fork)
-
-
-def new_event_id() -> str:
-    """A fresh client event id: ``"event_"`` and 32 hex digits, like the official SDK's uuid4.
-
-    A random per-process prefix plus a counter: unique like a uuid4 within a connection, and
-    about ten times cheaper, which matters at ten audio appends a second per session.
+    The id is ``event_id``, else the event's own, else a new one (:func:`new_event_id`); an
+    empty string is kept (the service sends some errors with an empty id).
+    ``decode(encode_server(ev)) == ev`` for every event :func:`decode` can return.
     """
-    return f"{_id_prefix}{next(_id_counter):016x}"
-
-
-@attrs.frozen(kw_only=True)
-class SessionUpdate:
-    """``session.update``; ``session`` is the wire-shaped dict (see ``SessionConfig.to_wire``)."""
-
-    TYPE: ClassVar[str] = "session.update"
-    session: Mapping[str, Any]
-    event_id: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class InputAudioBufferAppend:
-    """``input_audio_buffer.append``: raw PCM bytes, base64-encoded on the wire."""
-
-    TYPE: ClassVar[str] = "input_audio_buffer.append"
-    audio: bytes = attrs.field(repr=_bytes_repr)
-    event_id: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class InputAudioBufferCommit:
-    """``input_audio_buffer.commit`` (manual mode)."""
-
-    TYPE: ClassVar[str] = "input_audio_buffer.commit"
-    event_id: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class InputAudioBufferClear:
-    """``input_audio_buffer.clear``."""
-
-    TYPE: ClassVar[str] = "input_audio_buffer.clear"
-    event_id: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class InputImageBufferAppend:
-    """``input_image_buffer.append``: JPEG bytes, base64-encoded on the wire."""
-
-    TYPE: ClassVar[str] = "input_image_buffer.append"
-    image: bytes = attrs.field(repr=_bytes_repr)
-    event_id: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ResponseCreate:
-    """``response.create``; without fields it is sent bare, else with a ``response`` object."""
-
-    TYPE: ClassVar[str] = "response.create"
-    instructions: str | None = None
-    modalities: tuple[str, ...] | None = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict)
-    event_id: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ResponseCancel:
-    """``response.cancel``."""
-
-    TYPE: ClassVar[str] = "response.cancel"
-    event_id: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ConversationItemCreate:
-    """``conversation.item.create`` with a wire-shaped ``item`` dict."""
-
-    TYPE: ClassVar[str] = "conversation.item.create"
-    item: Mapping[str, Any]
-    event_id: str | None = None
-
-    @classmethod
-    def function_call_output(
-        cls, call_id: str, output: str, *, item_id: str | None = None
-    ) -> ConversationItemCreate:
-        """A tool result for ``call_id`` (send ``response.create`` afterwards)."""
-        item: dict[str, Any] = {
-            "type": "function_call_output",
-            "call_id": call_id,
-            "output": output,
-        }
-        if item_id is not None:
-            item = {"id": item_id, **item}
-        return cls(item=item)
-
-    @classmethod
-    def user_text(cls, text: str) -> ConversationItemCreate:
-        """A user text message (``input_text``); UNCONFIRMED on flash/turbo models."""
-        return cls(
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": text}],
-            }
-        )
-
-
-@attrs.frozen(kw_only=True)
-class SessionFinish:
-    """``session.finish``: ask the server to finish; it replies ``session.finished``."""
-
-    TYPE: ClassVar[str] = "session.finish"
-    event_id: str | None = None
-
-
-ClientEvent = (
-    SessionUpdate
-    | InputAudioBufferAppend
-    | InputAudioBufferCommit
-    | InputAudioBufferClear
-    | InputImageBufferAppend
-    | ResponseCreate
-    | ResponseCancel
-    | ConversationItemCreate
-    | SessionFinish
-)
-
-
-def _b64(data: Any, what: str) -> str:
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise InvalidInput(f"{what} must be bytes, got {type(data).__name__}")
-    if pybase64 is not None:
-        return pybase64.b64encode_as_string(data)
-    return binascii.b2a_base64(data, newline=False).decode("ascii")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, Mapping):
-        return dict(o)
-    if isinstance(o, (tuple, list, set, frozenset)):
-        return list(o)
-    if isinstance(o, (bytes, bytearray, memoryview)):
-        return _b64(o, "bytes value")
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")
-
-
-def _dumps(obj: Any) -> str:
+    if not isinstance(event, (_Server, UnknownEvent)):
+        raise InvalidInput(f"not a server event: {type(event).__name__}")
+    if event_id is None and event.event_id is None:
+        event_id = new_event_id()
     try:
-        return json.dumps(
-            obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
-        )
+        return dumps(event.to_wire(event_id=event_id))
     except (TypeError, ValueError, RecursionError) as e:
         raise InvalidInput(f"event is not JSON-serializable: {e}") from None
-
-
-def _payload(event: Any) -> dict[str, Any] | None:
-    if isinstance(event, SessionUpdate):
-        return {"session": event.session}
-    if isinstance(event, ConversationItemCreate):
-        return {"item": event.item}
-    if isinstance(event, InputImageBufferAppend):
-        return {"image": _b64(event.image, "image")}
-    if isinstance(event, ResponseCreate):
-        response: dict[str, Any] = {}
-        if event.instructions is not None:
-            response["instructions"] = event.instructions
-        if event.modalities is not None:
-            response["modalities"] = list(event.modalities)
-        response.update(event.extra)
-        return {"response": response} if response else None
-    if isinstance(
-        event, (InputAudioBufferCommit, InputAudioBufferClear, ResponseCancel, SessionFinish)
-    ):
-        return None
-    raise InvalidInput(f"not a client event: {type(event).__name__}")
-
-
-def encode(event: ClientEvent, *, event_id: str | None = None) -> str:
-    """Encode a client event as compact JSON text.
-
-    The id is ``event_id``, else ``event.event_id``, else a new one (:func:`new_event_id`).
-    Raises :class:`~dashscope_rt.errors.InvalidInput` for values that cannot be sent.
-    """
-    eid = event_id or getattr(event, "event_id", None) or new_event_id()
-    if type(eid) is not str:
-        raise InvalidInput(f"event_id must be a string, got {type(eid).__name__}")
-    head = '{"event_id":' + _dumps(eid) + ',"type":"' + event.TYPE + '"'
-    if type(event) is InputAudioBufferAppend:  # uplink hot path: no JSON scan of the base64
-        return head + ',"audio":"' + _b64(event.audio, "audio") + '"}'
-    payload = _payload(event)
-    if payload is None:
-        return head + "}"
-    return head + "," + _dumps(payload)[1:]

@@ -8,6 +8,7 @@ name's family prefix and a warning is logged.
 from __future__ import annotations
 
 import logging
+import math
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import attrs
 
 from .errors import InvalidInput
+from .limits import IMAGE_TOKENS_MAX, IMAGE_TOKENS_MIN
 
 __all__ = [
     "FLASH_VOICES_2025_09_15",
@@ -23,6 +25,7 @@ __all__ = [
     "TURBO_VOICES",
     "ModelInfo",
     "get_model",
+    "image_tokens",
 ]
 
 log = logging.getLogger("dashscope_rt.models")
@@ -43,6 +46,14 @@ FLASH_VOICES_2025_12_01 = (
     "Bodega", "Sonrisa", "Alek", "Dolce", "Sohee", "Ono Anna", "Lenn", "Emilien", "Andre",
     "Radio Gol", "Jada", "Dylan", "Li", "Marcus", "Roy", "Peter", "Sunny", "Eric", "Rocky", "Kiki",
 )  # fmt: skip
+
+
+def image_tokens(width: int, height: int, px_per_token: int) -> int:
+    """Tokens billed for one image: one per ``px_per_token`` square tile, clamped to
+    [:data:`~dashscope_rt.limits.IMAGE_TOKENS_MIN`, :data:`~dashscope_rt.limits.IMAGE_TOKENS_MAX`].
+    """
+    tiles = math.ceil(width / px_per_token) * math.ceil(height / px_per_token)
+    return max(IMAGE_TOKENS_MIN, min(IMAGE_TOKENS_MAX, tiles))
 
 
 # qwen3.8-omni-flash-realtime: its full voice list is not reproduced here. A captured session
@@ -111,6 +122,10 @@ class ModelInfo:
     """Regions of the workspace host that serve the model (empty: not needed or not known)."""
     sampling_defaults: Mapping[str, Number] = attrs.field(factory=dict, converter=_frozen_mapping)
     known: bool = True
+
+    def image_tokens(self, width: int, height: int) -> int:
+        """Tokens billed for one ``width`` x ``height`` image on this model."""
+        return image_tokens(width, height, self.image_px_per_token)
 
     def accepts_voice(self, voice: str) -> bool:
         """Whether ``voice`` is allowed, as far as this table knows."""
@@ -249,22 +264,27 @@ _FAMILY_PREFIXES = (
 )
 
 
+_warned: set[str] = set()
+
+
 def get_model(name: str) -> ModelInfo:
-    """Capabilities of ``name``; an unknown name gets its family defaults and a warning."""
+    """Capabilities of ``name``; an unknown name gets its family defaults and a warning (once)."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput(f"model must be a non-empty string, got {name!r}")
     info = MODELS.get(name)
     if info is not None:
         return info
+    warn = log.warning if name not in _warned else log.debug
+    _warned.add(name)
     for prefix, known in _FAMILY_PREFIXES:
         if name.startswith(prefix):
-            log.warning(
+            warn(
                 "model %r is not in the dashscope_rt table; assuming it behaves like %s",
                 name,
                 known,
             )
             return attrs.evolve(MODELS[known], name=name, known=False)
-    log.warning(
+    warn(
         "model %r is not in the dashscope_rt table; using conservative defaults "
         "(16 kHz in, 24 kHz out, no local voice check, no tools)",
         name,

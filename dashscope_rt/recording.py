@@ -31,16 +31,23 @@ import base64
 import binascii
 import json
 import logging
-import os
 import threading
 import time
 import wave
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-import attrs
+from ._logformat import (
+    AUDIO_FIELDS,
+    FORMAT,
+    IMAGE_TYPE,
+    LogEntry,
+    LogHeader,
+    LogReader,
+    PathLike,
+)
 
 __all__ = [
     "AUDIO_FIELDS",
@@ -53,18 +60,7 @@ __all__ = [
 
 log = logging.getLogger("dashscope_rt.recording")
 
-FORMAT = "dashscope_rt.log/1"
-
-AUDIO_FIELDS: Mapping[str, str] = {
-    "input_audio_buffer.append": "audio",
-    "response.audio.delta": "delta",
-}
-"""Event type -> the field that carries Base64 audio."""
-
-_IMAGE_TYPE = "input_image_buffer.append"
 _SECRET_KEYS = frozenset({"authorization", "api_key", "apikey", "x-api-key", "token"})
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def _scrub(value: Any) -> Any:
@@ -77,31 +73,6 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     return value
-
-
-@attrs.frozen
-class LogHeader:
-    """The first line of a log."""
-
-    format: str
-    model: str
-    input_rate: int
-    output_rate: int
-    created: str = ""
-
-
-@attrs.frozen
-class LogEntry:
-    """One logged event. ``event`` has its audio/image restored as Base64; ``audio`` is the PCM."""
-
-    t: float
-    dir: str
-    event: Mapping[str, Any]
-    audio: bytes | None = attrs.field(default=None, repr=False)
-
-    @property
-    def type(self) -> str:
-        return str(self.event.get("type", ""))
 
 
 class _WavSink:
@@ -196,7 +167,7 @@ class LogWriter:
                 ev[field] = {
                     "audio_ref": {"file": sink.path.name, "offset": offset, "length": length}
                 }
-            elif etype == _IMAGE_TYPE and isinstance(ev.get("image"), str):
+            elif etype == IMAGE_TYPE and isinstance(ev.get("image"), str):
                 self._images += 1
                 name = f"images/{self._images:06d}.jpg"
                 (self.directory / "images").mkdir(exist_ok=True)
@@ -238,71 +209,3 @@ def _b64(value: Any) -> bytes:
         return base64.b64decode(value)
     except (binascii.Error, ValueError):
         return b""
-
-
-class LogReader:
-    """Reads a log written by :class:`LogWriter`; iterate it for :class:`LogEntry` objects."""
-
-    def __init__(self, directory: PathLike) -> None:
-        self.directory = Path(directory)
-        path = self.directory / "events.jsonl" if self.directory.is_dir() else self.directory
-        if path.name == "events.jsonl" and not self.directory.is_dir():
-            self.directory = path.parent
-        self._path = path
-        with open(path, encoding="utf-8") as f:
-            first = f.readline()
-        try:
-            head = json.loads(first)
-        except ValueError as exc:
-            raise ValueError(f"{path}: not a dashscope_rt log (bad header)") from exc
-        if not isinstance(head, dict) or not str(head.get("format", "")).startswith(
-            "dashscope_rt.log/"
-        ):
-            raise ValueError(f"{path}: not a dashscope_rt log (format {head!r})")
-        if head["format"] != FORMAT:
-            log.warning("%s: log format %s, this reader knows %s", path, head["format"], FORMAT)
-        self.header = LogHeader(
-            format=str(head["format"]),
-            model=str(head.get("model", "")),
-            input_rate=int(head.get("input_rate", 16000)),
-            output_rate=int(head.get("output_rate", 24000)),
-            created=str(head.get("created", "")),
-        )
-        self._pcm: dict[str, bytes] = {}
-
-    def _audio(self, ref: Mapping[str, Any]) -> bytes:
-        name = str(ref["file"])
-        if name not in self._pcm:
-            # Read the data chunk directly: a writer that was never closed leaves 0 in the header.
-            raw = (self.directory / name).read_bytes()
-            idx = raw.find(b"data", 12, 200)
-            self._pcm[name] = raw[idx + 8 :] if idx >= 0 else b""
-        off, length = int(ref["offset"]), int(ref["length"])
-        return self._pcm[name][off : off + length]
-
-    def __iter__(self) -> Iterator[LogEntry]:
-        with open(self._path, encoding="utf-8") as f:
-            f.readline()
-            for n, line in enumerate(f, start=2):
-                if not line.strip():
-                    continue
-                try:
-                    raw = json.loads(line)
-                except ValueError:
-                    log.warning("%s:%d: skipped a line that is not JSON", self._path, n)
-                    continue
-                event = dict(raw.get("event") or {})
-                audio: bytes | None = None
-                field = AUDIO_FIELDS.get(str(event.get("type", "")))
-                value = event.get(field) if field else None
-                if isinstance(value, Mapping) and "audio_ref" in value:
-                    audio = self._audio(value["audio_ref"])
-                    event[str(field)] = base64.b64encode(audio).decode("ascii")
-                img = event.get("image")
-                if isinstance(img, Mapping) and "image_ref" in img:
-                    data = (self.directory / str(img["image_ref"]["file"])).read_bytes()
-                    event["image"] = base64.b64encode(data).decode("ascii")
-                yield LogEntry(float(raw.get("t", 0.0)), str(raw.get("dir", "")), event, audio)
-
-    def entries(self) -> list[LogEntry]:
-        return list(self)

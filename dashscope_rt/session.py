@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import urllib.parse
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import events as ev
 from ._ask import Asker
+from ._endpoint import is_loopback, resolve_endpoint
 from ._engine import Engine
 from ._handlers import HandlerRegistration
 from ._link import SESSION_CAP_S, ReconnectPolicy, State
@@ -75,7 +76,8 @@ class Session(HandlerRegistration):
             reply = s.ask(audio=wav_pcm, sample_rate=16000)
 
     The key comes from ``api_key`` or ``$DASHSCOPE_API_KEY``; ``region`` is ``"cn"`` (Beijing)
-    or ``"intl"`` (Singapore), or give the endpoint as ``url``.
+    or ``"intl"`` (Singapore), or give the endpoint as ``url`` (default ``$DASHSCOPE_RT_URL``).
+    A loopback ``url`` (a local simulator) needs no key: without one none is sent.
 
     **Threads.** Every public method is thread-safe and may be called from any thread, including
     from a handler, a tool or an audio callback. Send methods (``append_audio``, ``commit``,
@@ -149,12 +151,12 @@ class Session(HandlerRegistration):
         tracer_provider: Any = None,
     ) -> None:
         info = model if isinstance(model, ModelInfo) else get_model(model)
-        key = api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY")
-        if not key or not key.strip():
+        key, url = resolve_endpoint(api_key, url)
+        if key is None and not is_loopback(url):
             raise InvalidInput(
                 "no API key: pass api_key=... or set the DASHSCOPE_API_KEY environment variable "
                 "(keys are region-bound: a Beijing key for region='cn', a Singapore key for "
-                "region='intl')"
+                "region='intl'); a local simulator URL (127.0.0.1) needs none"
             )
         if handler_errors not in ("log", "raise"):
             raise InvalidInput(f"handler_errors must be 'log' or 'raise', got {handler_errors!r}")
@@ -165,10 +167,9 @@ class Session(HandlerRegistration):
             full_url = build_url(info.name, region=region, url=url)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        headers: dict[str, str] = {
-            "Authorization": _Secret(f"Bearer {key.strip()}"),
-            "User-Agent": f"dashscope_rt/{__version__}",
-        }
+        headers: dict[str, str] = {"User-Agent": f"dashscope_rt/{__version__}"}
+        if key is not None:
+            headers["Authorization"] = _Secret(f"Bearer {key}")
         if workspace:
             headers["X-DashScope-WorkSpace"] = workspace
         headers.update(extra_headers or {})
@@ -306,16 +307,27 @@ class Session(HandlerRegistration):
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def append_audio(self, data: Any, sample_rate: int | None = None, channels: int = 1) -> None:
+    def append_audio(
+        self,
+        data: Any,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        *,
+        encoding: str = "pcm16",
+    ) -> None:
         """Queue audio: bytes (PCM16LE), memoryview, or an int16/float32 ndarray.
 
         It is resampled to the model's input rate with a streaming soxr resampler (no clicks at
         chunk borders) and sent in 100 ms chunks; a partial chunk waits for more audio or for
         :meth:`commit`. ``sample_rate=None`` means the model's input rate. Never blocks on the
         network, so it is safe in an audio callback.
+
+        ``encoding="ulaw"`` or ``"alaw"`` takes G.711 telephone audio (bytes, one per sample),
+        decoded first; its ``sample_rate`` defaults to 8000. A qwen3.5 model configured with
+        ``input_sample_rate=8000`` then takes it without resampling.
         """
         self._engine.check_open()
-        self._engine.uplink.append_audio(data, sample_rate, channels)
+        self._engine.uplink.append_audio(data, sample_rate, channels, encoding=encoding)
 
     def append_image(self, jpeg: bytes | bytearray | memoryview) -> None:
         """Queue one JPEG camera frame (≤ 256 KB after Base64; send at most 1–2 per second).
@@ -424,6 +436,35 @@ class Session(HandlerRegistration):
             channels=channels,
             instructions=instructions,
             timeout=timeout,
+        )
+
+    def stream_audio(
+        self,
+        audio: Any,
+        *,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        speed: float = 1.0,
+        timeout: float = 60.0,
+        no_speech_timeout: float = 4.0,
+        on_chunk: Callable[[Any, float], None] | None = None,
+    ) -> Reply:
+        """Stream a WAV file or array as one spoken turn at real-time pace; return the reply.
+
+        Silence follows until the server's voice detection ends the turn. Ctrl+C drops the
+        half-sent turn on the server. See :func:`dashscope_rt.streaming.stream_audio`.
+        """
+        from .streaming import stream_audio
+
+        return stream_audio(
+            self,
+            audio,
+            sample_rate=sample_rate,
+            channels=channels,
+            speed=speed,
+            timeout=timeout,
+            no_speech_timeout=no_speech_timeout,
+            on_chunk=on_chunk,
         )
 
     # -- state -------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any, Union
 
 import attrs
 
+from ._wire import plain
 from .errors import InvalidInput, ToolArgumentsError, UsageError
 from .reply import parse_arguments
 
@@ -98,7 +99,7 @@ class Tool:
         function: dict[str, Any] = {"name": self.name}
         if self.description:
             function["description"] = self.description
-        function["parameters"] = _plain(self.parameters)
+        function["parameters"] = plain(self.parameters)
         return {"type": "function", "function": function}
 
     @classmethod
@@ -176,14 +177,6 @@ class Tool:
 def _short(arguments: Any, limit: int = 200) -> str:
     text = arguments if isinstance(arguments, str) else repr(arguments)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _takes_var_kwargs(fn: Callable[..., Any] | None) -> bool:

@@ -31,6 +31,7 @@ from dashscope_rt.audio import read_wav, to_jpeg
 MODEL = "qwen3-omni-flash-realtime"
 ASSETS = Path(__file__).parent / "assets"
 CHUNK_MS = 100
+MAX_FPS = 2.0
 
 
 def still_frames() -> Iterator[bytes]:
@@ -71,6 +72,17 @@ def webcam_frames(index: int = 0) -> Iterator[bytes] | None:
     return frames()
 
 
+def fps_value(text: str) -> float:
+    """``--fps``: the service takes at most 2 frames per second."""
+    try:
+        fps = float(text)
+    except ValueError:
+        fps = float("nan")
+    if not 0 < fps <= MAX_FPS:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {MAX_FPS:g}, got {text!r}")
+    return fps
+
+
 def connection(url: str | None, region: str = "cn") -> dict[str, Any]:
     """Session arguments: a simulator URL, or the real service with $DASHSCOPE_API_KEY."""
     if url:
@@ -91,6 +103,8 @@ def run(
 
     Then stream silence until the server's voice detection ends the turn and the reply is in.
     """
+    if not 0 < fps <= MAX_FPS:
+        raise ValueError(f"fps must be above 0 and at most {MAX_FPS:g} (the service's limit)")
     done = threading.Event()
     replies: list[Reply] = []
     step = sample_rate * CHUNK_MS // 1000 * 2
@@ -133,7 +147,7 @@ def main() -> None:
     )
     parser.add_argument("--wav", type=Path, default=ASSETS / "question.wav", help="speech to send")
     parser.add_argument("--webcam", action="store_true", help="use a webcam (needs OpenCV)")
-    parser.add_argument("--fps", type=float, default=1.0, help="frames per second (1-2)")
+    parser.add_argument("--fps", type=fps_value, default=1.0, help="frames per second (0-2]")
     parser.add_argument("--url", default=os.environ.get("DASHSCOPE_RT_URL"), help="simulator URL")
     parser.add_argument("--region", default="cn", choices=("cn", "intl"))
     args = parser.parse_args()

@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import sys
+import time
 from typing import Any
 
-from dashscope_rt import Reply, Session, SessionConfig
-from dashscope_rt.audio import Microphone, Player, StreamFactory
+from dashscope_rt import AudioDeviceError, Reply, Session, SessionConfig
+from dashscope_rt.audio import Microphone, Player, StreamFactory, check_device
 
 MODEL = "qwen3-omni-flash-realtime"
 
@@ -56,7 +58,9 @@ class PushToTalk:
         # turn_detection=None: manual turns, the button decides when the user is done.
         config = SessionConfig(voice="Cherry", turn_detection=None)
         self.session = Session(MODEL, config=config, **session_kwargs)
-        self._mic = Microphone(self.session, sample_rate=mic_rate, stream_factory=mic_stream)
+        self._mic = Microphone(self._feed, sample_rate=mic_rate, stream_factory=mic_stream)
+        self._captured_s = 0.0
+        self._pressed_at = 0.0
         self._speaker_stream = speaker_stream
         self.speaker: Player | None = None
         self.recording = False
@@ -66,6 +70,10 @@ class PushToTalk:
         s.on_transcript_delta(lambda ev: self.messages.put(("assistant", ev.delta)))
         s.on_response_done(self._done)
         s.on_error(lambda exc: self.messages.put(("error", str(exc))))
+
+    def _feed(self, data: Any, *, sample_rate: int, channels: int) -> None:
+        self._captured_s += len(data) / 2 / channels / sample_rate
+        self.session.append_audio(data, sample_rate=sample_rate, channels=channels)
 
     def _done(self, reply: Reply) -> None:
         self.replies.append(reply)
@@ -87,6 +95,7 @@ class PushToTalk:
             self.speaker.clear()
         if self.session.active_response is not None:
             self.session.cancel_response()
+        self._captured_s, self._pressed_at = 0.0, time.monotonic()
         self._mic.start()
         self.messages.put(("status", "Recording… release to send."))
 
@@ -96,6 +105,20 @@ class PushToTalk:
             return
         self.recording = False
         self._mic.stop()  # delivers what is still queued before returning
+        held = time.monotonic() - self._pressed_at
+        if self._captured_s > 10 * held + 2:
+            # A device without a clock (a null or dummy device, e.g. under Xvfb) delivers audio
+            # as fast as it is read: that is not what the user said, so do not send it.
+            self.session.clear_audio()
+            self.messages.put(
+                (
+                    "error",
+                    f"the input device delivered {self._captured_s:.1f} s of audio during a "
+                    f"{held:.1f} s press: not a live microphone (a null or dummy device?); "
+                    "nothing was sent",
+                )
+            )
+            return
         self.session.commit()
         self.session.create_response()
         self.messages.put(("status", "Thinking…"))
@@ -178,7 +201,28 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get("DASHSCOPE_RT_URL"), help="simulator URL")
     parser.add_argument("--region", default="cn", choices=("cn", "intl"))
     args = parser.parse_args()
+    problem = missing_desktop()
+    if problem:
+        sys.exit(f"desktop_tk.py: {problem}")
     run_window(PushToTalk(connection(args.url, args.region)))
+
+
+def missing_desktop() -> str | None:
+    """Why the window cannot work here (no sound card, sounddevice, Tk or display), or None."""
+    try:
+        check_device("input")
+        check_device("output")
+    except (AudioDeviceError, ImportError) as exc:
+        return str(exc)
+    try:
+        import tkinter
+    except ImportError as exc:
+        return f"Tk is missing ({exc}): apt install python3-tk, or use a Python built with Tk"
+    try:
+        tkinter.Tk().destroy()
+    except tkinter.TclError as exc:
+        return f"cannot open a window ({exc}): it needs a desktop session"
+    return None
 
 
 if __name__ == "__main__":

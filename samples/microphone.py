@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 from typing import Any
 
-from dashscope_rt import Reply, ServerVAD, Session, SessionConfig
-from dashscope_rt.audio import Microphone, Player, StreamFactory
+from dashscope_rt import AudioDeviceError, Reply, ServerVAD, Session, SessionConfig
+from dashscope_rt.audio import Microphone, Player, StreamFactory, check_device
 
 MODEL = "qwen3-omni-flash-realtime"
 
@@ -86,6 +87,11 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get("DASHSCOPE_RT_URL"), help="simulator URL")
     parser.add_argument("--region", default="cn", choices=("cn", "intl"))
     args = parser.parse_args()
+    try:  # no sound card (a server, Docker, WSL) or no sounddevice: say so before connecting
+        check_device("input")
+        check_device("output")
+    except (AudioDeviceError, ImportError) as exc:
+        sys.exit(f"microphone.py: {exc}")
     stop = threading.Event()
     try:
         run(connection(args.url, args.region), stop)

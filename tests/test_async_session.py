@@ -14,9 +14,9 @@ import pytest
 from dashscope_rt import AsyncSession, Reply, SessionConfig
 from dashscope_rt.errors import AuthenticationError, ServerError
 from dashscope_rt.events import Closed
-from dashscope_rt.testing import Reply as SimReply
+from dashscope_rt.testing import ScriptedReply as SimReply
+from dashscope_rt.testing import ScriptedToolCall as SimCall
 from dashscope_rt.testing import Simulator, silence, synthesize
-from dashscope_rt.testing import ToolCall as SimCall
 
 FLASH = "qwen3-omni-flash-realtime"
 PLUS = "qwen3.5-omni-plus-realtime"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 import signal
 import stat
@@ -23,32 +22,12 @@ from dashscope_rt.audio import write_wav
 
 pytest.importorskip("websockets")
 
+from cli_run import cli
+from cli_run import cli_env as _env
+
 from dashscope_rt.testing import Simulator, silence, synthesize
 
 QUESTION = "What time is it in Tokyo right now?"
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE")}
-    env["DASHSCOPE_RT_CONFIG_DIR"] = str(tmp_path / "config")
-    env["PYTHONIOENCODING"] = "utf-8"
-    env.update(extra)
-    return env
-
-
-def cli(
-    tmp_path: Path, *args: str, stdin: str | None = None, timeout: float = 60, **env: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dashscope_rt", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        cwd=tmp_path,
-        env=_env(tmp_path, **env),
-    )
 
 
 @pytest.fixture

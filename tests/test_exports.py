@@ -13,6 +13,7 @@ from dashscope_rt import errors, events
 # What a session's user needs, and nothing else: a change here is a deliberate API change.
 PINNED = [
     "AsyncSession",
+    "AudioDeviceError",
     "AuthenticationError",
     "BlockingCallInHandler",
     "BudgetExceeded",
@@ -27,6 +28,7 @@ PINNED = [
     "MissingExtra",
     "ModelInfo",
     "NameResolutionError",
+    "NoSpeechHeard",
     "Price",
     "PriceTable",
     "ProtocolError",

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("websockets")
 
-from dashscope_rt.testing import Reply as SimReply  # noqa: E402
+from dashscope_rt.testing import ScriptedReply as SimReply  # noqa: E402
+from dashscope_rt.testing import ScriptedToolCall as SimToolCall  # noqa: E402
 from dashscope_rt.testing import Simulator, silence, synthesize  # noqa: E402
-from dashscope_rt.testing import ToolCall as SimToolCall  # noqa: E402
 from samples import camera, desktop_tk, function_calling, microphone, quickstart  # noqa: E402
 
 QUESTION = "What is the weather like in Hangzhou today?"

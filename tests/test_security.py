@@ -29,7 +29,7 @@ from dashscope_rt.errors import (
     TLSError,
 )
 from dashscope_rt.session import Session
-from dashscope_rt.testing import Reply, Simulator
+from dashscope_rt.testing import ScriptedReply, Simulator
 
 trustme = pytest.importorskip("trustme")
 
@@ -177,7 +177,7 @@ def test_tls_with_the_ca_file_connects_and_talks(
     ca.cert_pem.write_to_path(str(ca_file))
     done = threading.Event()
     replies: list[Any] = []
-    tls_sim.script_replies([Reply(text="over TLS")])
+    tls_sim.script_replies([ScriptedReply(text="over TLS")])
     s = Session(
         FLASH,
         api_key=KEY,

@@ -13,9 +13,9 @@ import pytest
 from dashscope_rt.config import SessionConfig
 from dashscope_rt.reply import ToolCall
 from dashscope_rt.session import Session
-from dashscope_rt.testing import Reply as SimReply
+from dashscope_rt.testing import ScriptedReply as SimReply
+from dashscope_rt.testing import ScriptedToolCall as SimCall
 from dashscope_rt.testing import Simulator, silence, synthesize
-from dashscope_rt.testing import ToolCall as SimCall
 from dashscope_rt.tools import tool
 
 PLUS = "qwen3.5-omni-plus-realtime"

@@ -17,9 +17,9 @@ from dashscope_rt.models import get_model
 from dashscope_rt.testing import (
     Behaviour,
     EnergyVAD,
-    Reply,
+    ScriptedReply,
+    ScriptedToolCall,
     SimulatedSession,
-    ToolCall,
     Turn,
     default_responder,
     image_tokens,
@@ -182,7 +182,7 @@ def test_default_responder_echoes_and_calls_tools() -> None:
     reply = default_responder(
         Turn(transcript="What's the weather in Hangzhou?", tools=(WEATHER_TOOL,))
     )
-    assert reply.tool_calls == (ToolCall("get_current_weather", {"location": "Hangzhou"}),)
+    assert reply.tool_calls == (ScriptedToolCall("get_current_weather", {"location": "Hangzhou"}),)
     assert (
         default_responder(Turn(transcript="tell me a joke", tools=(WEATHER_TOOL,))).tool_calls == ()
     )
@@ -280,8 +280,8 @@ def test_realtime_pacing_on_a_fake_clock() -> None:
 def test_reply_with_text_and_tool_call_orders_items() -> None:
     d = Driver(
         "qwen3.5-omni-flash-realtime",
-        responder=lambda turn: Reply(
-            "Let me check.", [ToolCall("get_current_weather", {"location": "Paris"})]
+        responder=lambda turn: ScriptedReply(
+            "Let me check.", [ScriptedToolCall("get_current_weather", {"location": "Paris"})]
         ),
         transcriber=lambda p, r: "weather?",
     )

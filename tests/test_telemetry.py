@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from dashscope_rt import PriceTable, Reply, Session, SessionConfig, telemetry
-from dashscope_rt.testing import Reply as SimReply
+from dashscope_rt.testing import ScriptedReply as SimReply
+from dashscope_rt.testing import ScriptedToolCall as SimCall
 from dashscope_rt.testing import Simulator, synthesize
-from dashscope_rt.testing import ToolCall as SimCall
 
 PLUS = "qwen3.5-omni-plus-realtime"
 KEY = "sk-test-otel"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import MissingExtra
+from ..errors import AudioDeviceError, MissingExtra
 
-__all__ = ["AUDIO_EXTRA_HINT", "import_pillow", "import_sounddevice"]
+__all__ = ["AUDIO_EXTRA_HINT", "check_device", "import_pillow", "import_sounddevice"]
 
 AUDIO_EXTRA_HINT = "pip install 'dashscope-rt[audio]'"
 
@@ -28,6 +28,26 @@ def import_sounddevice() -> Any:
             f"or reinstall with {AUDIO_EXTRA_HINT}",
             extra="audio",
         ) from exc
+
+
+def check_device(kind: str, device: Any = None) -> dict[str, Any]:
+    """sounddevice's description of the ``"input"`` or ``"output"`` device that would be used.
+
+    Raises :class:`~dashscope_rt.errors.AudioDeviceError` when there is none (PortAudio is there
+    but finds no device: a headless server, Docker, WSL) or ``device`` names none, and
+    ImportError when sounddevice or PortAudio is missing.
+    """
+    sd = import_sounddevice()
+    try:
+        info = sd.query_devices(device, kind)
+    except Exception as exc:  # sounddevice.PortAudioError, or ValueError for a bad name/index
+        which = "default " if device is None else f"{device!r} "
+        raise AudioDeviceError(
+            f"no audio {kind} device: the {which}{kind} device is not available ({exc}); "
+            "a headless server, Docker or WSL usually has no sound card",
+            kind=kind,
+        ) from None
+    return dict(info)
 
 
 def import_pillow() -> Any:

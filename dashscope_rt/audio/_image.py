@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import limits
 from ..errors import InvalidInput
 from ._device import import_pillow
 from ._pcm import _as_bytes
@@ -22,15 +23,16 @@ __all__ = [
     "MAX_IMAGE_BYTES_LENIENT",
     "ImageRateLimiter",
     "check_jpeg",
+    "jpeg_size",
     "to_jpeg",
 ]
 
 _log = logging.getLogger("dashscope_rt.audio")
 
 #: Largest JPEG whose Base64 form fits 256 KiB (4 * ceil(n / 3) <= 262144): the strict limit.
-MAX_IMAGE_BYTES = 196_608
+MAX_IMAGE_BYTES = limits.IMAGE_MAX_BYTES
 #: "500 KB before Base64", the limit of the client-events pages.
-MAX_IMAGE_BYTES_LENIENT = 500 * 1024
+MAX_IMAGE_BYTES_LENIENT = limits.IMAGE_MAX_BYTES_LENIENT
 #: Longest side :func:`to_jpeg` scales images down to (720p landscape is 1280 x 720).
 DEFAULT_MAX_SIDE = 1280
 
@@ -56,6 +58,36 @@ def check_jpeg(data: Any, *, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
             "(256 KB after Base64); use to_jpeg() to re-encode it smaller"
         )
     return raw
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first start-of-frame marker, or None if ``data`` is not a JPEG
+    (or ends before one)."""
+    if len(data) < 4 or data[:3] != _SOI:
+        return None
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        seg = int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn, not DHT/JPG/DAC
+            if i + 9 > len(data):
+                return None
+            h = int.from_bytes(data[i + 5 : i + 7], "big")
+            w = int.from_bytes(data[i + 7 : i + 9], "big")
+            return (w, h)
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        i += 2 + seg
+    return None
 
 
 def to_jpeg(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInput, SessionClosed
-from ._device import import_sounddevice
+from ._device import check_device, import_sounddevice
 from ._player import StreamFactory
 
 __all__ = ["Microphone"]
@@ -131,6 +131,8 @@ class Microphone:
                 raise RuntimeError("Microphone is closed")
             if self._stream is not None:
                 return
+            if self._factory is None:
+                check_device("input", self._device)
             factory = self._factory or import_sounddevice().RawInputStream
             stream = factory(
                 samplerate=self._rate,
@@ -217,6 +219,4 @@ class Microphone:
 
 
 def _default_input_rate(device: Any) -> int:
-    sd = import_sounddevice()
-    info = sd.query_devices(device, "input")
-    return int(info["default_samplerate"])
+    return int(check_device("input", device)["default_samplerate"])

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._convert import OutputConverter
-from ._device import import_sounddevice
+from ._device import check_device, import_sounddevice
 
 __all__ = ["Player", "StreamFactory"]
 
@@ -84,6 +84,8 @@ class Player:
                 raise RuntimeError("Player is closed")
             if self._stream is not None:
                 return
+            if self._factory is None:
+                check_device("output", self._device)
             factory = self._factory or import_sounddevice().RawOutputStream
             stream = factory(
                 samplerate=self._out_rate,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import wave
 from typing import IO, Any, Union
 
@@ -14,7 +15,7 @@ import numpy.typing as npt
 from ..errors import InvalidInput
 from ._pcm import _as_bytes, to_float32, to_int16
 
-__all__ = ["WavAudio", "WavSource", "encode_wav", "read_wav", "write_wav"]
+__all__ = ["WavAudio", "WavSource", "convert_hint", "encode_wav", "read_wav", "write_wav"]
 
 #: A path, an open binary file, or the bytes of a whole WAV file.
 WavSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
@@ -26,8 +27,9 @@ class WavAudio:
 
     ``pcm`` has shape ``(frames, channels)`` and the file's own sample format: uint8 for
     8-bit, int16 for 16-bit, int32 for 24-bit (left-aligned: the 24 bits are the top bits) and
-    32-bit. Pass it straight to an :class:`AudioConverter` made with the same ``sample_rate`` and
-    ``channels``, or to ``session.append_audio(wav.pcm, sample_rate=wav.sample_rate,
+    32-bit, float32 for float files (32 or 64 bit); ``sample_width`` is the file's bytes per
+    sample. Pass it straight to an :class:`AudioConverter` made with the same ``sample_rate``
+    and ``channels``, or to ``session.append_audio(wav.pcm, sample_rate=wav.sample_rate,
     channels=wav.channels)``.
     """
 
@@ -60,28 +62,31 @@ class WavAudio:
 
 
 def read_wav(source: WavSource) -> WavAudio:
-    """Read an integer PCM WAV (8, 16, 24 or 32 bit; any rate and channel count).
+    """Read a WAV file: integer PCM (8, 16, 24 or 32 bit) or float (32 or 64 bit), any rate and
+    channel count, plain or ``WAVE_FORMAT_EXTENSIBLE`` (Audacity's and most editors' exports).
 
-    ``source`` is a path, a binary file object, or the bytes of the file.
-    Raises :class:`~dashscope_rt.errors.InvalidInput` for anything that is not such a file
-    (for example float or WAVE_FORMAT_EXTENSIBLE files, which ``wave`` cannot read before 3.12).
+    ``source`` is a path, a binary file object, or the bytes of the file. Float samples come back
+    as float32. Raises :class:`~dashscope_rt.errors.InvalidInput` for anything else (MP3, FLAC,
+    compressed WAV, ...), with the ``ffmpeg``/``sox`` command that converts it.
     """
+    name: str | None = None
     if isinstance(source, (bytes, bytearray, memoryview)):
-        source = io.BytesIO(_as_bytes(source).tobytes())
-    elif isinstance(source, os.PathLike):
-        source = os.fspath(source)
-    try:
-        with wave.open(source, "rb") as w:
-            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as exc:
-        raise InvalidInput(f"not a readable integer PCM WAV file: {exc}") from exc
-    if width not in (1, 2, 3, 4):
-        raise InvalidInput(f"WAV sample width {width * 8} bit is not supported")
+        data = _as_bytes(source).tobytes()
+    elif isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        with open(name, "rb") as fh:
+            data = fh.read()
+    else:
+        data = source.read()
+    tag, channels, rate, bits, pcm_bytes = _parse_riff(data, name)
+    width = bits // 8
     frame = width * channels
-    raw = raw[: len(raw) - len(raw) % frame]
-    if width == 1:
-        pcm: npt.NDArray[Any] = np.frombuffer(raw, dtype=np.uint8)
+    raw = pcm_bytes[: len(pcm_bytes) - len(pcm_bytes) % frame]
+    pcm: npt.NDArray[Any]
+    if tag == _FLOAT:
+        pcm = np.frombuffer(raw, dtype="<f4" if width == 4 else "<f8").astype(np.float32)
+    elif width == 1:
+        pcm = np.frombuffer(raw, dtype=np.uint8)
     elif width == 2:
         pcm = np.frombuffer(raw, dtype="<i2").astype(np.int16)
     elif width == 3:
@@ -92,6 +97,77 @@ def read_wav(source: WavSource) -> WavAudio:
     return WavAudio(
         pcm=pcm.reshape(-1, channels), sample_rate=rate, channels=channels, sample_width=width
     )
+
+
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+_OTHER_FORMATS = {
+    b"ID3": "an MP3",
+    b"\xff\xfb": "an MP3",
+    b"\xff\xf3": "an MP3",
+    b"\xff\xf2": "an MP3",
+    b"fLaC": "a FLAC",
+    b"OggS": "an Ogg (Vorbis/Opus)",
+    b"\x1aE\xdf\xa3": "a WebM/Matroska",
+    b"FORM": "an AIFF",
+    b"#!AMR": "an AMR",
+}
+
+
+def convert_hint(name: str | None) -> str:
+    """The commands that turn any audio file into a WAV the SDK reads (16 kHz mono 16-bit)."""
+    src = name or "INPUT"
+    stem, ext = os.path.splitext(src) if name else ("OUTPUT", "")
+    out = stem + ("-pcm.wav" if ext.lower() == ".wav" else ".wav")
+    return (
+        f"convert it first, e.g. `ffmpeg -i {src} -ac 1 -ar 16000 {out}` "
+        f"or `sox {src} -c 1 -r 16000 -b 16 {out}`"
+    )
+
+
+def _fail(what: str, name: str | None) -> InvalidInput:
+    return InvalidInput(f"{name or 'the audio'} is {what}: {convert_hint(name)}")
+
+
+def _parse_riff(data: bytes, name: str | None) -> tuple[int, int, int, int, bytes]:
+    """(format tag, channels, rate, bits per sample, sample bytes) of a RIFF/WAVE file."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        kind = next((k for m, k in _OTHER_FORMATS.items() if data.startswith(m)), None)
+        if data[4:8] == b"ftyp":
+            kind = "an MP4/M4A"
+        elif data[:4] in (b"RF64", b"BW64"):
+            kind = "an RF64"
+        what = f"{kind} file, not WAV" if kind else "not a WAV file (no RIFF/WAVE header)"
+        raise _fail(what, name)
+    fmt: bytes | None = None
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        body = pos + 8
+        if chunk_id == b"fmt ":
+            fmt = data[body : body + size]
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise _fail("a WAV file with its data before its format", name)
+            # A streamed WAV may leave the size at 0 or 0xFFFFFFFF: then the data runs to the end.
+            end = len(data) if size in (0, 0xFFFFFFFF) else body + size
+            return (*_parse_fmt(fmt, name), data[body:end])
+        pos = body + size + (size & 1)
+    raise _fail("a WAV file without " + ("a data chunk" if fmt else "a format chunk"), name)
+
+
+def _parse_fmt(fmt: bytes, name: str | None) -> tuple[int, int, int, int]:
+    if len(fmt) < 16:
+        raise _fail("a WAV file with a truncated format chunk", name)
+    tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", fmt)
+    if tag == _EXTENSIBLE and len(fmt) >= 26:
+        tag = struct.unpack_from("<H", fmt, 24)[0]  # the first 2 bytes of the sub-format GUID
+    supported = (tag == _PCM and bits in (8, 16, 24, 32)) or (tag == _FLOAT and bits in (32, 64))
+    if not supported:
+        what = {_PCM: "integer PCM", _FLOAT: "float"}.get(tag, f"format {tag:#06x}")
+        raise _fail(f"a {bits}-bit {what} WAV file, which this SDK does not decode", name)
+    if channels < 1 or rate < 1:
+        raise _fail(f"a WAV file with {channels} channels at {rate} Hz", name)
+    return tag, channels, rate, bits
 
 
 def write_wav(

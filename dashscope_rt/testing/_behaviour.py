@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["Behaviour"]
+from .. import limits
 
-MIB = 1024 * 1024
+__all__ = ["Behaviour"]
 
 
 @attrs.define(kw_only=True)
 class Behaviour:
     """How the simulated service behaves. Defaults follow protocol.md; UNCONFIRMED items say so.
 
-    Change a copy with ``attrs.evolve`` or pass ``Simulator(behaviour=Behaviour(...))``.
+    Change a copy with ``attrs.evolve`` or pass ``Simulator(behaviour=Behaviour(...))``. Limits and
+    ranges are not set here but in :mod:`dashscope_rt.limits` (shared with the SDK); a setting here
+    only chooses between behaviours, or makes the simulator accept what the SDK refuses.
     """
 
     # Pacing
@@ -25,9 +27,9 @@ class Behaviour:
     """Extra delay (wall seconds, not scaled by ``speed``) before the first delta of a reply."""
 
     # Timeouts (protocol.md §1, §9.3)
-    idle_timeout_s: float | None = 300.0
+    idle_timeout_s: float | None = limits.IDLE_TIMEOUT_S
     """Close after this long without a response being generated (None = never)."""
-    max_duration_s: float | None = 7200.0
+    max_duration_s: float | None = limits.MAX_SESSION_DURATION_S
     """Hard cap per connection (120 min documented)."""
     idle_close_code: int = 1000
     """UNCONFIRMED: the close code after the idle error."""
@@ -59,9 +61,9 @@ class Behaviour:
     """Models without function calling accept ``tools`` but never call them (obs on flash)."""
 
     # Audio and images (protocol.md §3.2, §7)
-    max_append_bytes: int = 15 * MIB
+    max_append_bytes: int = limits.MAX_APPEND_BYTES
     """Limit per ``input_audio_buffer.append``, counted on the decoded audio (UNCONFIRMED which)."""
-    image_max_bytes: int = 256 * 1024
+    image_max_bytes: int = limits.IMAGE_MAX_BASE64_BYTES
     """Image limit. UNCONFIRMED: docs say 500 KB raw or 256 KB Base64; the stricter is default."""
     image_limit_on_base64: bool = True
     """Apply ``image_max_bytes`` to the Base64 text (True) or to the decoded JPEG (False)."""

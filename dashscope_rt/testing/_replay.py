@@ -1,4 +1,4 @@
-"""Replay a recorded session log (see :mod:`dashscope_rt.recording`) to a client.
+"""Replay a recorded session log (written by :mod:`dashscope_rt.recording`) to a client.
 
 The recorded server events are cut into blocks: the events before the first client event, then
 the events after each recorded client event. A block is released when the client has sent the
@@ -10,25 +10,23 @@ at that point). Blocks are released in order; client events that match nothing a
 
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
-import contextlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ..recording import LogReader
-from ._engine import Outgoing
+from .._logformat import LogReader
+from ..errors import ProtocolError
+from ..events import InputAudioBufferAppend, decode_client
+from ._outbox import Outgoing
 
 __all__ = ["ReplayEngine"]
 
 log = logging.getLogger("dashscope_rt.testing")
 
-_APPEND = "input_audio_buffer.append"
+_APPEND = InputAudioBufferAppend.TYPE
 
 
 @attrs.define
@@ -94,17 +92,17 @@ class ReplayEngine:
 
     def receive(self, frame: str | bytes, now: float) -> None:
         try:
-            event = json.loads(frame)
-        except ValueError:
+            event = decode_client(frame)
+        except ProtocolError as exc:  # still count an event of a type the core refused
+            etype = exc.frame.get("type") if isinstance(exc.frame, dict) else None
+            if isinstance(etype, str) and etype != _APPEND:
+                self._seen[etype] += 1
+                self._release(now)
             return
-        if not isinstance(event, dict):
-            return
-        etype = str(event.get("type", ""))
-        if etype == _APPEND:
-            with contextlib.suppress(binascii.Error, ValueError):
-                self._audio += len(base64.b64decode(str(event.get("audio", ""))))
+        if isinstance(event, InputAudioBufferAppend):
+            self._audio += len(event.audio)
         else:
-            self._seen[etype] += 1
+            self._seen[event.TYPE] += 1
         self._release(now)
 
     def poll(self, now: float) -> list[Outgoing]:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from ._tool_args import guess_arguments, mentioned_tools, tool_function
+
 __all__ = [
     "Image",
-    "Reply",
     "Responder",
-    "ToolCall",
+    "ScriptedReply",
+    "ScriptedToolCall",
     "ToolOutput",
     "Turn",
     "default_responder",
@@ -64,7 +65,7 @@ class Turn:
 
 
 @attrs.frozen
-class ToolCall:
+class ScriptedToolCall:
     """A function call the model decides to make."""
 
     name: str
@@ -72,87 +73,46 @@ class ToolCall:
     call_id: str | None = None
 
 
-def _to_tuple(value: Any) -> tuple[ToolCall, ...]:
+def _to_tuple(value: Any) -> tuple[ScriptedToolCall, ...]:
     return tuple(value)
 
 
 @attrs.frozen
-class Reply:
+class ScriptedReply:
     """What the model answers: spoken/written text, and/or tool calls."""
 
     text: str = ""
-    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_to_tuple)
+    tool_calls: tuple[ScriptedToolCall, ...] = attrs.field(default=(), converter=_to_tuple)
 
 
-Responder = Callable[[Turn], Reply | str]
-
-_STOP = {"about", "which", "there", "their", "would", "useful", "当你想查询指定城市的"}
+Responder = Callable[[Turn], ScriptedReply | str]
 
 
-def _tool_function(tool: Mapping[str, Any]) -> Mapping[str, Any]:
-    fn = tool.get("function")
-    return fn if isinstance(fn, Mapping) else tool
+def default_responder(turn: Turn) -> ScriptedReply:
+    """Echo the user, describe images, report tool results, or call the tools the user names.
 
-
-def _mentions(text: str, tool: Mapping[str, Any]) -> bool:
-    fn = _tool_function(tool)
-    name = str(fn.get("name", ""))
-    low = text.lower()
-    if name and (name.lower() in low or name.replace("_", " ").lower() in low):
-        return True
-    parts = [
-        p for p in re.split(r"[_\W]+", name.lower()) if len(p) >= 4 and p not in {"get", "current"}
-    ]
-    if any(re.search(rf"\b{re.escape(p)}", low) for p in parts):
-        return True
-    desc = str(fn.get("description", "")).lower()
-    words = {w for w in re.findall(r"[a-z]{5,}", desc) if w not in _STOP}
-    return any(re.search(rf"\b{re.escape(w)}\b", low) for w in words)
-
-
-def _guess_arguments(text: str, tool: Mapping[str, Any]) -> dict[str, Any]:
-    params = _tool_function(tool).get("parameters") or {}
-    props: Mapping[str, Any] = params.get("properties") or {} if isinstance(params, Mapping) else {}
-    args: dict[str, Any] = {}
-    after = re.search(r"\b(?:in|for|at|of|to|about)\s+([A-Za-z][\w\- ]*?)\s*(?:[?.!,]|$)", text)
-    caps = re.findall(r"\b[A-Z][a-z]+\b", text)
-    for key, spec in props.items():
-        kind = spec.get("type", "string") if isinstance(spec, Mapping) else "string"
-        if kind == "string":
-            if after:
-                args[key] = after.group(1).strip()
-            elif caps:
-                args[key] = caps[-1]
-            else:
-                args[key] = text.strip()[:40]
-        elif kind in ("number", "integer"):
-            m = re.search(r"-?\d+(?:\.\d+)?", text)
-            args[key] = (
-                (int(float(m.group())) if kind == "integer" else float(m.group())) if m else 0
-            )
-        elif kind == "boolean":
-            args[key] = True
-    return args
-
-
-def default_responder(turn: Turn) -> Reply:
-    """Echo the user, describe images, report tool results, or call a tool the user mentions.
-
-    A declared tool is called when the user's words contain its name (also with underscores read
-    as spaces), a word of its name, or a word (5+ letters) of its description. String arguments are
-    guessed from "in/for/at <words>" or the last capitalised word.
+    Every declared tool the user's words name is called, in the order named: a tool is named by
+    its name (also with underscores read as spaces), a word of its name, or a word (5+ letters) of
+    its description. Arguments follow each parameter's JSON schema, read from the clause that
+    names the tool: a place after "in/for/at", an IANA zone for a time-zone parameter, the option
+    of an enum the words name (else its default or first option), numbers within range.
+    After the tool results come back, the answer reports them.
     """
     if turn.tool_outputs:
         joined = "; ".join(o.output for o in turn.tool_outputs)
-        return Reply(text=f"Here is what I found: {joined}")
+        return ScriptedReply(text=f"Here is what I found: {joined}")
     said = turn.user_text
     if said and turn.tools:
-        for tool in turn.tools:
-            if _mentions(said, tool):
-                fn = _tool_function(tool)
-                return Reply(
-                    tool_calls=(ToolCall(str(fn.get("name", "")), _guess_arguments(said, tool)),)
-                )
+        named = mentioned_tools(said, turn.tools)
+        ends = [at for at, _ in named[1:]] + [len(said)] if named else []
+        calls = tuple(
+            ScriptedToolCall(
+                str(tool_function(tool).get("name", "")), guess_arguments(said, tool, at, end)
+            )
+            for (at, tool), end in zip(named, ends, strict=True)
+        )
+        if calls:
+            return ScriptedReply(tool_calls=calls)
     parts: list[str] = []
     if said:
         parts.append(f"You said: {said}")
@@ -162,24 +122,24 @@ def default_responder(turn: Turn) -> Reply:
         parts.append(f"I can see {n} image{'s' if n != 1 else ''} ({w}x{h}).")
     if not parts:
         parts.append("Hello! How can I help you today?")
-    return Reply(text=" ".join(parts))
+    return ScriptedReply(text=" ".join(parts))
 
 
-def normalize_reply(value: Reply | str | None) -> Reply:
+def normalize_reply(value: ScriptedReply | str | None) -> ScriptedReply:
     """Accept a plain string from a responder."""
     if value is None:
-        return Reply()
+        return ScriptedReply()
     if isinstance(value, str):
-        return Reply(text=value)
+        return ScriptedReply(text=value)
     return value
 
 
-def scripted(replies: Sequence[Reply | str], then: Responder | None = None) -> Responder:
+def scripted(replies: Sequence[ScriptedReply | str], then: Responder | None = None) -> Responder:
     """A responder that answers with ``replies`` in order, then falls back to ``then``."""
     queue = list(replies)
     fallback = then or default_responder
 
-    def respond(turn: Turn) -> Reply | str:
+    def respond(turn: Turn) -> ScriptedReply | str:
         return queue.pop(0) if queue else fallback(turn)
 
     return respond

@@ -24,11 +24,15 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
 from ..errors import Timeout
+from ..events import ErrorDetail, ErrorEvent, ServerEvent, new_event_id
 from ..models import get_model
+from ._audio_input import Transcriber, default_transcriber
 from ._behaviour import Behaviour
-from ._engine import Outgoing, SimulatedSession, Transcriber, default_transcriber
+from ._engine import SimulatedSession
 from ._faults import Faults, close_frame
-from ._responder import Reply, Responder, Turn, default_responder
+from ._outbox import Outgoing
+from ._replay import ReplayEngine
+from ._responder import Responder, ScriptedReply, Turn, default_responder
 
 __all__ = ["PATH", "ConnectionRecord", "Rejection", "Simulator"]
 
@@ -58,7 +62,8 @@ _T = TypeVar("_T")
 
 
 class _Engine(Protocol):
-    closing: bool
+    @property
+    def closing(self) -> bool: ...
 
     def receive(self, frame: str | bytes, now: float) -> None: ...
 
@@ -165,11 +170,13 @@ class ConnectionRecord:
             self._ws.send(data)
             self._log_sent(data)
 
-    def send_event(self, event: dict[str, Any]) -> None:
-        """Send a server event now (an ``event_id`` is added if missing)."""
-        from ._engine import new_id
-
-        ev = {"event_id": new_id("event_"), **event}
+    def send_event(self, event: ServerEvent | dict[str, Any]) -> None:
+        """Send a server event now: a typed event, or a wire dict sent as it is (an
+        ``event_id`` is added to either if missing)."""
+        if isinstance(event, dict):
+            ev = event if "event_id" in event else {"event_id": new_event_id(), **event}
+        else:
+            ev = event.to_wire(event_id=new_event_id() if event.event_id is None else None)
         with self._send_lock:
             self._ws.send(json.dumps(ev, ensure_ascii=False))
             self._log_sent(ev)
@@ -184,10 +191,7 @@ class ConnectionRecord:
     ) -> None:
         """Send an ``error`` event."""
         self.send_event(
-            {
-                "type": "error",
-                "error": {"type": type, "code": code, "message": message, "param": param},
-            }
+            ErrorEvent(error=ErrorDetail(type=type, code=code, message=message, param=param))
         )
 
     def close(self, code: int = 1000, reason: str = "") -> None:
@@ -308,7 +312,8 @@ class ConnectionRecord:
             self.close(code, reason)
             return
         if etype in self.faults.error_on:
-            self.send_event({"type": "error", "error": dict(self.faults.error_on[str(etype)])})
+            error = ErrorDetail.from_wire(dict(self.faults.error_on[str(etype)]))
+            self.send_event(ErrorEvent(error=error))
             return
         with self._cond:
             assert self.engine is not None
@@ -406,7 +411,7 @@ class Simulator:
         self._connections: list[ConnectionRecord] = []
         self._pending: dict[int, dict[str, Any]] = {}
         self._scripted: collections.deque[str] = collections.deque()
-        self._scripted_replies: collections.deque[Reply | str] = collections.deque()
+        self._scripted_replies: collections.deque[ScriptedReply | str] = collections.deque()
         self._lock = threading.RLock()  # predicates of wait_for may use the properties below
         self._cond = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -488,7 +493,7 @@ class Simulator:
         with self._lock:
             self._scripted.extend(transcripts)
 
-    def script_replies(self, replies: Iterable[Reply | str]) -> None:
+    def script_replies(self, replies: Iterable[ScriptedReply | str]) -> None:
         """Replies for the next responses, in order (then the responder)."""
         with self._lock:
             self._scripted_replies.extend(replies)
@@ -499,7 +504,7 @@ class Simulator:
                 return self._scripted.popleft()
         return self.transcriber(pcm, rate)
 
-    def _respond(self, turn: Turn) -> Reply | str:
+    def _respond(self, turn: Turn) -> ScriptedReply | str:
         with self._lock:
             if self._scripted_replies:
                 return self._scripted_replies.popleft()
@@ -599,8 +604,6 @@ class Simulator:
 
     def _make_engine(self, model_name: str) -> _Engine:
         if self.replay is not None:
-            from ._replay import ReplayEngine
-
             return ReplayEngine(self.replay, now=time.monotonic(), realtime=self.replay_realtime)
         info = get_model(model_name)
         return SimulatedSession(

@@ -29,8 +29,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, render_template
-from flask_sock import Sock
+try:
+    from flask import Flask, render_template
+    from flask_sock import Sock
+except ImportError as exc:
+    raise SystemExit(
+        f"flask_app needs Flask and flask-sock: pip install flask flask-sock ({exc})"
+    ) from None
 
 from dashscope_rt import RealtimeError, Reply, ServerVAD, Session, SessionClosed, SessionConfig
 
