@@ -21,7 +21,10 @@ Measured over a window after one warm-up cycle:
 
 A point passes when no chunk was late, p99 < 50 ms and every stream is intact. The first
 failing point names the resource nearest its limit (a heuristic, printed with the numbers).
-Run: ``python bench/bench_capacity.py [--sessions 100 200 300 400] [--window 12]``.
+``--server simulator`` runs the same load against the bundled simulator (``dashscope_rt.testing``,
+in real-time mode, in another process) instead: can users load-test their apps with it? Its
+replies are checked against what it says it sent (SHA-256), its send times give the latency.
+Run: ``python bench/bench_capacity.py [--sessions 100 200 400] [--window 12] [--server simulator]``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_loopback import SimProcess
 from bench_uplink import INPUTS, make_chunks
 from benchlib import b64_library, emit_json
 from frameserver import FrameServer
@@ -58,7 +62,7 @@ P99_LIMIT_S = 0.05
 class _Fleet:
     """N connected sessions, the counters their handlers keep, and the audio pump."""
 
-    def __init__(self, server: FrameServer, n: int, input_name: str) -> None:
+    def __init__(self, server: Any, n: int, input_name: str, *, simulator: bool = False) -> None:
         from dashscope_rt.config import SessionConfig
         from dashscope_rt.session import Session
 
@@ -72,6 +76,9 @@ class _Fleet:
         self.commits: list[list[int]] = [[] for _ in range(n)]  # ticks after which it committed
         self.errors: list[BaseException] = []
         self.latencies: list[float] = []
+        self.simulator = simulator  # its deltas are checked by hash, timed by event id
+        self.down = [hashlib.sha256() for _ in range(n)] if simulator else []
+        self.arrivals: list[tuple[str, float]] = []
         self.late = 0
         self.appends_timed = 0
         self.stop = threading.Event()
@@ -97,12 +104,15 @@ class _Fleet:
         self.deltas[i] += 1
         self._since_done[i] += 1
         eid = e.event_id
-        if eid and eid[0] == "t":
+        if self.simulator:
+            self.down[i].update(e.audio)
+            self.arrivals.append((eid, time.monotonic()))
+        elif eid and eid[0] == "t":
             self.latencies.append(time.monotonic() - float(eid[1:]))
 
     def _done(self, i: int, _: Any) -> None:
         self.replies[i] += 1
-        if self._since_done[i] != REPLY_DELTAS:
+        if not self.simulator and self._since_done[i] != REPLY_DELTAS:
             self.broken[i] += 1
         self._since_done[i] = 0
 
@@ -179,18 +189,20 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _point(server: FrameServer, n: int, input_name: str, window: float) -> dict[str, Any]:
+def _point(server: Any, n: int, input_name: str, window: float) -> dict[str, Any]:
     import psutil
 
     proc = psutil.Process()
+    simulator = isinstance(server, SimProcess)
     wall0 = time.monotonic()
-    fleet = _Fleet(server, n, input_name)
+    fleet = _Fleet(server, n, input_name, simulator=simulator)
     connect_s = time.monotonic() - wall0
     pump = threading.Thread(target=fleet.pump, name="bench-pump", daemon=True)
     pump.start()
     try:
         time.sleep(TURN_TICKS * TICK_S + 1.0)  # warm up: one turn cycle, every session replied
         fleet.latencies.clear()
+        fleet.arrivals.clear()
         late0, timed0 = fleet.late, fleet.appends_timed
         psutil.cpu_percent()
         roles0 = _cpu_by_role()
@@ -202,6 +214,7 @@ def _point(server: FrameServer, n: int, input_name: str, window: float) -> dict[
         machine = psutil.cpu_percent() / 100.0
         late, timed = fleet.late - late0, fleet.appends_timed - timed0
         lat = list(fleet.latencies)
+        arrivals = list(fleet.arrivals)
         rss = proc.memory_info().rss
         threads = threading.active_count()
         fds = proc.num_fds()
@@ -214,7 +227,17 @@ def _point(server: FrameServer, n: int, input_name: str, window: float) -> dict[
     while time.monotonic() < deadline and any(s.send_backlog for s in fleet.sessions):
         time.sleep(0.05)
     time.sleep(0.3)
-    received = {c["session"]: (c["audio_bytes"], c["audio_sha256"]) for c in server.ask("stats")}
+    if simulator:
+        lat = _sim_latencies(server, arrivals)
+        digests = {d["session"]: d for d in server.ask("digest")}
+        received = {k: (d["up_bytes"], d["up_sha256"]) for k, d in digests.items()}
+        fleet.broken = [
+            int(digests.get(s.session_id or "", {}).get("down_sha256") != fleet.down[i].hexdigest())
+            for i, s in enumerate(fleet.sessions)
+        ]
+    else:
+        stats = server.ask("stats")
+        received = {c["session"]: (c["audio_bytes"], c["audio_sha256"]) for c in stats}
     lost_up = sum(
         1
         for i, s in enumerate(fleet.sessions)
@@ -249,6 +272,12 @@ def _point(server: FrameServer, n: int, input_name: str, window: float) -> dict[
     }
 
 
+def _sim_latencies(sim: SimProcess, arrivals: list[tuple[str, float]]) -> list[float]:
+    """Simulator send -> handler for the deltas handled in the window (its send times)."""
+    sent = {eid: t for conn in sim.ask("times") for eid, _, t in conn["sent"]}
+    return [t - sent[eid] for eid, t in arrivals if eid in sent]
+
+
 def _first_to_run_out(p: dict[str, Any]) -> str:
     """The resource nearest its limit at a failing point (heuristic; the numbers are printed)."""
     import psutil
@@ -266,12 +295,27 @@ def _first_to_run_out(p: dict[str, Any]) -> str:
     return f"{name} ({use[name]:.0%} of its limit)"
 
 
+def _server(kind: str) -> Any:
+    if kind == "simulator":
+        from dashscope_rt.testing import speech_duration_s
+
+        words = ["sure", "here", "is", "a", "short", "answer", "for", "you"]
+        text = ""
+        while speech_duration_s(text) < REPLY_DELTAS * TICK_S:
+            text += words[len(text.split()) % len(words)] + " "
+        return SimProcess(speed=1.0, reply=text.strip())
+    return FrameServer(turns=1, deltas=REPLY_DELTAS, pace=TICK_S)
+
+
 def run_capacity_bench(
-    sessions: list[int], window: float = 12.0, input_name: str = "48k stereo f32"
+    sessions: list[int],
+    window: float = 12.0,
+    input_name: str = "48k stereo f32",
+    server_kind: str = "frameserver",
 ) -> dict[str, Any]:
     points: list[dict[str, Any]] = []
     first_fail: dict[str, Any] | None = None
-    with FrameServer(turns=1, deltas=REPLY_DELTAS, pace=TICK_S) as server:
+    with _server(server_kind) as server:
         for n in sessions:
             p = _point(server, n, input_name, window)
             points.append(p)
@@ -284,6 +328,7 @@ def run_capacity_bench(
         "bench": "capacity",
         "b64_library": b64_library(),
         "input": input_name,
+        "server": server_kind,
         "cores": os.cpu_count(),
         "points": points,
         "max_sessions_ok": max(held) if held else 0,
@@ -297,9 +342,10 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[100, 200, 300, 400])
     parser.add_argument("--window", type=float, default=12.0)
     parser.add_argument("--input", default="48k stereo f32", choices=list(INPUTS))
+    parser.add_argument("--server", default="frameserver", choices=["frameserver", "simulator"])
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args()
-    res = run_capacity_bench(args.sessions, args.window, args.input)
+    res = run_capacity_bench(args.sessions, args.window, args.input, args.server)
     if args.json:
         emit_json(res)
         return
@@ -307,7 +353,7 @@ def main() -> None:
         *("sessions", "client_cores", "server_cores", "machine_busy", "late_chunks"),
         *("handler_p50_ms", "handler_p99_ms", "rss_mb", "threads", "intact", "ok"),
     )
-    print(f"input {res['input']}, {res['cores']} cores")
+    print(f"input {res['input']}, server {res['server']}, {res['cores']} cores")
     print(" ".join(f"{c:>14s}" for c in cols))
     for p in res["points"]:
         print(" ".join(f"{p[c]!s:>14s}" for c in cols))
