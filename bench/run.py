@@ -59,7 +59,7 @@ def _version(dist: str) -> str | None:
 def machine_info() -> dict[str, Any]:
     dists = (
         *("dashscope-rt", "dashscope", "openai", "websocket-client", "websockets", "soxr"),
-        *("numpy", "scipy", "samplerate", "pybase64"),
+        *("numpy", "scipy", "samplerate", "pybase64", "pywebrtc-audio", "livekit"),
     )
     return {
         "cpu": cpu_name(),
@@ -263,6 +263,90 @@ def _loopback_rows(res: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _aec_rows7(aec: dict[str, Any] | None) -> list[tuple[str, ...]]:
+    if not aec:
+        return []
+    rows: list[tuple[str, ...]] = []
+    erle = aec["erle"]
+    ours = erle["dashscope_rt | speaker output"]
+    for mode in ("speaker output", "replies only"):
+        mine = erle[f"dashscope_rt | {mode}"]
+        for peer in ("FIFO + soxr stream", "livekit APM"):
+            theirs = erle.get(f"{peer} | {mode}")
+            if theirs is None:
+                continue
+            for key, label in (
+                ("erle_db", "ERLE dB"),
+                ("erle_at_reply_start_db", "at reply start"),
+            ):
+                m, t = mine[key], theirs[key]
+                rows.append(
+                    (
+                        "echo cancel",
+                        f"{label}, fed {mode}, median (min)",
+                        f"{m['median']} ({m['min']})",
+                        peer,
+                        f"{t['median']} ({t['min']})",
+                        f"{m['median'] - t['median']:+.1f} dB",
+                        f">= 25 {_fmt_ok(m['min'] >= 25)}" if key == "erle_db" else "",
+                    )
+                )
+    raw = erle["raw_vad_starts"]
+    socket = aec["false_barge_ins_over_socket"]
+    rows.append(
+        (
+            "echo cancel",
+            "false barge-ins (sim VAD, 4 rooms / socket)",
+            f"{sum(ours['vad_starts'])} / {socket['with dashscope_rt']}",
+            "no cancellation",
+            f"{sum(raw)} / {socket['without cancellation']}",
+            "",
+            f"0 {_fmt_ok(sum(ours['vad_starts']) == 0 and socket['with dashscope_rt'] == 0)}",
+        )
+    )
+    for label, dt in aec["double_talk"].items():
+        mine, gate = dt["dashscope_rt"], dt["half-duplex gate"]
+        heard = mine["vad_start_after_ms"]
+        ok = heard is not None and heard <= 300 and abs(mine["near_level_change_db"]) <= 6
+        rows.append(
+            (
+                "echo cancel",
+                f"double talk ({label}): VAD after ms, level dB",
+                f"{heard}, {mine['near_level_change_db']:+.1f}",
+                "half-duplex gate",
+                f"{gate['vad_start_after_ms']}, {gate['near_level_change_db']:+.0f}",
+                "",
+                f"<=300, +-6 {_fmt_ok(ok)}",
+            )
+        )
+    cpu = aec["cpu_us_per_frame"]
+    mine_cpu = cpu["dashscope_rt"]
+    for peer in ("livekit APM", "pywebrtc-audio engine alone (reference pre-resampled)"):
+        if peer in cpu:
+            p = cpu[peer]
+            rows.append(
+                (
+                    "echo cancel",
+                    "CPU us / 10 ms frame, median (min-max)",
+                    f"{mine_cpu['median']} ({mine_cpu['min']}-{mine_cpu['max']})",
+                    peer,
+                    f"{p['median']} ({p['min']}-{p['max']})",
+                    f"{mine_cpu['median'] / p['median']:.2f}x",
+                    "",
+                )
+            )
+    return rows
+
+
+def _fmt_ok(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def _aec_rows(res: dict[str, Any]) -> list[Row]:
+    """The echo canceller's rows (#14), with the base64 column (not involved: "-")."""
+    return [(r[0], r[1], "-", *r[2:]) for r in _aec_rows7(res)]  # type: ignore[misc]
+
+
 RENDER: dict[str, Callable[[Any], list[Row]]] = {
     "decode": _decode_rows,
     "e2e": _e2e_rows,
@@ -271,6 +355,7 @@ RENDER: dict[str, Callable[[Any], list[Row]]] = {
     "capacity": _capacity_rows,
     "memory": _memory_rows,
     "loopback": _loopback_rows,
+    "aec": _aec_rows,
 }
 
 
@@ -310,6 +395,11 @@ def _sections(args: argparse.Namespace) -> dict[str, Callable[[], list[Any]]]:
 
         return [run_loopback_bench(turns=1 if q else 3)]
 
+    def aec() -> list[Any]:
+        from bench_aec import run_aec_bench
+
+        return [run_aec_bench(quick=q)]
+
     def pick(quick: int, full: int) -> str:
         return str(quick if q else full)
 
@@ -322,6 +412,7 @@ def _sections(args: argparse.Namespace) -> dict[str, Callable[[], list[Any]]]:
         "capacity": one("bench_capacity.py", "--window", pick(6, 12), "--sessions", *sessions),
         "memory": one("bench_memory.py", "--turns", pick(500, 2000)),
         "loopback": loopback,
+        "aec": aec,
     }
 
 

@@ -64,6 +64,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     src.add_argument("--text", metavar="TEXT", help="send a text message (qwen3.5 models)")
     p.add_argument("--out", metavar="FILE", help="save the reply audio to a WAV file")
     p.add_argument("--play", action="store_true", help="play the reply (needs the audio extra)")
+    p.add_argument(
+        "--no-aec",
+        action="store_true",
+        help="with --mic --play: no echo cancellation (the aec extra); mute the mic while the "
+        "reply plays instead",
+    )
     p.add_argument("--model", help=f"model (default {DEFAULT_MODEL}; {TEXT_MODEL} for --text)")
     p.add_argument("--voice", help="voice, e.g. Cherry (default: the model's)")
     p.add_argument("--instructions", help="system instructions")
@@ -208,8 +214,10 @@ class ChatClient:
         *,
         voice: str | None = None,
         mic_stream: Callable[..., Any] | None = None,
+        speaker_stream: Callable[..., Any] | None = None,
     ) -> None:
         self.mic_stream = mic_stream
+        self.speaker_stream = speaker_stream
         self.stop = threading.Event()
         self.settings = settings
         self.model = model
@@ -222,6 +230,7 @@ class ChatClient:
         self._awaiting_cancel = False
         self.session: Any = None
         self.player: Any = None
+        self.aec: Any = None
         self.turns = 0
         self.replies: list[Any] = []
         self._done = threading.Event()
@@ -273,9 +282,14 @@ class ChatClient:
             raise self._explain(exc) from None
         self.session = session
         if self.args.play and self.player is None:
-            from .audio import Player
+            from .audio import EchoCanceller, Player, aec_available
 
-            self.player = Player(session.output_rate)
+            if self.args.mic and not self.args.no_aec and aec_available():
+                self.aec = EchoCanceller(session.input_rate)
+            self.player = Player(
+                session.output_rate, stream_factory=self.speaker_stream, echo_canceller=self.aec
+            )
+            session.attach_player(self.player)  # plays replies, stops them at a barge-in
         voice = session.config.voice if session.config is not None else None
         self.con.line(
             self.con.dim(
@@ -294,14 +308,13 @@ class ChatClient:
         if self.player is not None:
             self.player.close()
             self.player = None
+            self.aec = None
 
     def _wire(self, session: Session) -> None:
         con = self.con
 
         @session.on_speech_started
         def _started(ev: Any) -> None:
-            if self.player is not None:
-                self.player.clear()  # barge-in: stop playing the old answer
             self._speech.set()
             con.line(con.dim("● speech started"))
 
@@ -315,11 +328,6 @@ class ChatClient:
 
         session.on_transcript_delta(_delta)
         session.on_text_delta(_delta)
-
-        @session.on_audio_delta
-        def _audio(ev: Any) -> None:
-            if self.player is not None and not self.interrupted.is_set():
-                self.player.write(ev.audio)
 
         @session.on_response_done
         def _done(reply: Any) -> None:
@@ -341,6 +349,8 @@ class ChatClient:
             n = self.turns
             self.replies.append(reply)
         bits = [f"turn {n}", reply.status]
+        if reply.interrupted and reply.played_ms is not None:
+            bits.append(f"cut after {reply.played_ms / 1000:.1f} s")
         if reply.audio:
             bits.append(f"{reply.duration:.1f} s audio")
         bits.append(format_metrics(reply.metrics))
@@ -490,7 +500,22 @@ class ChatClient:
             db = level_dbfs(bytes(data))
             self.con.status(f"  mic {meter(db)} {db:6.1f} dBFS")
 
-        mic = Microphone(feed, stream_factory=self.mic_stream)
+        player = self.player
+        mic = Microphone(
+            feed,
+            stream_factory=self.mic_stream,
+            echo_canceller=self.aec,
+            mute_while=None if player is None or self.aec else (lambda: bool(player.playing)),
+        )
+        if self.aec is not None:
+            self.con.line(self.con.dim("echo cancellation on: talk over the reply to stop it"))
+        elif player is not None:
+            from .audio import AEC_EXTRA_HINT
+
+            why = "--no-aec" if self.args.no_aec else f"for echo cancellation: {AEC_EXTRA_HINT}"
+            self.con.line(
+                self.con.dim(f"half duplex: the mic is muted while the reply plays ({why})")
+            )
         self.con.line(self.con.dim(f"listening at {mic.sample_rate} Hz · speak; Ctrl+C to end"))
         try:
             with mic:

@@ -33,6 +33,7 @@ from . import events as ev
 from ._dispatch import Dispatcher
 from ._handshake import server_error
 from ._link import Link, LinkLost, ReconnectPolicy, State
+from ._playback import PlaybackLink
 from ._sdk_events import Closed, Reconnected, Reconnecting, RolledOver, SessionExpiring
 from ._settings import SessionSettings
 from ._tool_runner import ToolRunner
@@ -109,6 +110,7 @@ class Engine:
         self.close_info: Closed | None = None
         self._last_error: ServerError | None = None
         self._recorder: LogWriter | None = None
+        self.playback: PlaybackLink | None = None
 
         # Conversation state: fed by the dispatcher (received) and by the senders (sent).
         self.conv = Conversation(model)
@@ -340,6 +342,14 @@ class Engine:
                 self.conv_cv.wait(min(left, 0.5))
             return True
 
+    def report_interruption(self, response_id: str | None, played_ms: float) -> None:
+        """Record a cut reply now; its notices go to the handlers from the dispatcher."""
+        with self.conv_cv:
+            notices = self.conv.mark_interrupted(response_id, played_ms)
+        t = time.monotonic()
+        for notice in notices:
+            self.dispatcher.call_soon(functools.partial(self._notice, notice, t))
+
     def read_conversation(self, read: Callable[[Conversation], T]) -> T:
         """``read(conversation)`` under the conversation's lock (for a consistent snapshot)."""
         with self.conv_cv:
@@ -387,7 +397,8 @@ class Engine:
             self.dispatcher.emit(obj, t, wire=True)
             return
         with self.conv_cv:
-            notices = self.conv.receive(obj, now=t)
+            notices = self.playback.cut(obj, self.conv, t) if self.playback is not None else []
+            notices += self.conv.receive(obj, now=t)
             self.conv_cv.notify_all()
         self._account(obj)
         self.dispatcher.emit(obj, t, wire=True)
@@ -398,6 +409,8 @@ class Engine:
 
     def _account(self, obj: Any) -> None:
         """Session bookkeeping, done before any user code sees ``obj``."""
+        if self.playback is not None:
+            self.playback.feed(obj)
         if isinstance(obj, ev.SessionCreated):
             self.settings.apply(obj.session)
         elif isinstance(obj, ev.SessionUpdated):

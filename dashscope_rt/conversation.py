@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from . import events as ev
+from ._heard import heard_prefix, played_by_clock_ms
 from .errors import InvalidInput
 from .models import ModelInfo
 from .reply import HistoryEntry, Reply, ToolCall, TurnMetrics
@@ -40,6 +41,7 @@ __all__ = [
     "Conversation",
     "CreateFailed",
     "Notice",
+    "ReplyInterrupted",
     "ResponseFinished",
     "ResponseStarted",
     "SessionReady",
@@ -50,6 +52,7 @@ __all__ = [
 log = logging.getLogger("dashscope_rt.conversation")
 
 _FINISHED_IDS_KEPT = 256
+_RECENT_REPLIES_KEPT = 16
 
 
 # --- notices ---------------------------------------------------------------------------------
@@ -124,6 +127,15 @@ class BargeIn(Notice):
 
 
 @attrs.frozen
+class ReplyInterrupted(Notice):
+    """A reply's playback was cut by a barge-in: ``reply`` has ``interrupted``, ``played_ms`` and
+    ``heard_transcript``. Comes when a finished reply is cut, or when a cut one finishes; again
+    if a figure reported later (``Session.report_interruption``) replaces an estimate."""
+
+    reply: Reply
+
+
+@attrs.frozen
 class BudgetExceeded(Notice):
     """The session's total cost (``prices=``) reached its ``budget``; reported once."""
 
@@ -185,8 +197,10 @@ class _Response:
         "first_audio_at",
         "first_text_at",
         "id",
+        "interrupted_at",
         "item_id",
         "last_event_at",
+        "played_ms",
         "sample_rate",
         "seq",
         "text",
@@ -217,6 +231,8 @@ class _Response:
         self.first_audio_at: float | None = None
         self.calls: dict[str, _Call] = {}
         self.cancel_at: float | None = None
+        self.interrupted_at: float | None = None
+        self.played_ms: float | None = None  # reported by the player or the app
         self.ended_hint_at: float | None = None
 
     def call(self, call_id: str | None, item_id: str | None) -> _Call:
@@ -284,6 +300,10 @@ class Conversation:
         self.metrics: list[TurnMetrics] = []
         self.last_reply: Reply | None = None
         self.audio_bytes_sent = 0
+        self.playback_tracked = False
+        """True when a player reports what it cut (``mark_interrupted``) at each barge-in: a
+        finished reply is then never marked interrupted on the clock's guess."""
+        self._recent: dict[str | None, tuple[Reply, int]] = {}  # finished replies, by id
         self._playback_end = 0.0
         self._playback_id: str | None = None
         self.response_pending = False
@@ -473,21 +493,88 @@ class Conversation:
         self.session_id = e.session.id or self.session_id
         self._out.append(ConfigApplied(dict(self.session)))
 
-    def _interrupts(self) -> bool:
+    @property
+    def interrupts_on_speech(self) -> bool:
+        """Whether the server stops a response when the user starts speaking (server VAD's
+        ``interrupt_response``, on unless the session turned it off)."""
         td = self.session.get("turn_detection")
         return not (isinstance(td, Mapping) and td.get("interrupt_response") is False)
 
+    def mark_interrupted(
+        self, response_id: str | None, played_ms: float, *, now: float | None = None
+    ) -> list[Notice]:
+        """Record that playback of a reply was cut after ``played_ms`` milliseconds.
+
+        ``response_id`` None means the response in progress, else the last finished reply. A
+        response in progress keeps the figure until it finishes; a finished reply (one of the
+        last 16) is replaced (``last_reply``, ``history``) and a :class:`ReplyInterrupted` notice
+        is returned.
+        """
+        t = self.clock() if now is None else now
+        out: list[Notice] = []
+        self._out = out
+        played = max(0.0, float(played_ms))
+        resp = self._open.get(response_id) if response_id is not None else None
+        if resp is None and response_id is None and self._open:
+            resp = next(reversed(self._open.values()))
+        if resp is not None:
+            resp.interrupted_at = resp.interrupted_at or t
+            resp.played_ms = played
+        else:
+            self._interrupt_finished(response_id, played)
+        self._out = []
+        return out
+
+    def _interrupt_finished(self, response_id: str | None, played_ms: float) -> None:
+        last = self.last_reply
+        rid = last.response_id if response_id is None and last is not None else response_id
+        found = self._recent.get(rid)
+        if found is None:
+            return
+        reply, seq = found
+        heard = heard_prefix(reply.transcript or reply.text, played_ms, reply.duration * 1000.0)
+        reply = attrs.evolve(reply, interrupted=True, played_ms=played_ms, heard_transcript=heard)
+        self._recent[rid] = (reply, seq)
+        if last is not None and last.response_id == rid:
+            self.last_reply = reply
+        idx = self._history_index.get(("assistant", seq))
+        if idx is not None:
+            self.history[idx] = attrs.evolve(self.history[idx], interrupted=True, heard_text=heard)
+        self._out.append(ReplyInterrupted(reply))
+
+    def _played_by_clock(self, rid: str | None, nbytes: int, rate: int, t: float) -> float:
+        """Milliseconds of a reply played by ``t`` if played in real time from its arrival."""
+        audio_ms = (nbytes // 2) * 1000.0 / rate if rate > 0 else 0.0
+        if rid != self._playback_id:
+            return 0.0 if nbytes == 0 else audio_ms
+        return played_by_clock_ms(audio_ms, self._playback_end, t)
+
     def _on_speech_started(self, e: ev.InputAudioBufferSpeechStarted, t: float) -> None:
-        if self._interrupts():
+        if self.interrupts_on_speech:
             if self._open:
                 # The server stops this response (interrupt_response); it may send no done.
                 self._out.append(BargeIn(next(reversed(self._open.values())).id))
                 for r in self._open.values():
                     if r.cancel_at is None:
                         r.cancel_at = t
+                    if r.interrupted_at is None:
+                        r.interrupted_at = t
+                    if r.played_ms is None:
+                        r.played_ms = self._played_by_clock(r.id, r.audio_bytes, r.sample_rate, t)
             elif t < self._playback_end:
                 # The answer is complete but (probably) still playing: stop it.
                 self._out.append(BargeIn(self._playback_id))
+                last = self.last_reply
+                if (
+                    not self.playback_tracked
+                    and last is not None
+                    and last.response_id == self._playback_id
+                    and not last.interrupted
+                ):
+                    played = self._played_by_clock(
+                        last.response_id, len(last.audio), last.sample_rate, t
+                    )
+                    self._interrupt_finished(last.response_id, played)
             self._playback_end = min(self._playback_end, t)
         if self._turn.speech_stopped_at is not None or self._turn.committed_at is not None:
             self._turn = _Turn()  # a new utterance after the previous one ended
@@ -846,16 +933,38 @@ class Conversation:
             response=done,
             cost=cost,
         )
+        if resp.interrupted_at is not None:
+            played = resp.played_ms or 0.0
+            reply = attrs.evolve(
+                reply,
+                interrupted=True,
+                played_ms=played,
+                heard_transcript=heard_prefix(transcript or text, played, reply.duration * 1000),
+            )
         final_text = text or transcript
         key = ("assistant", resp.seq)
         if final_text or key in self._history_index:
-            self._set_history(key, "assistant", resp.item_id, final_text, True)
+            self._set_history(
+                key,
+                "assistant",
+                resp.item_id,
+                final_text,
+                True,
+                interrupted=reply.interrupted,
+                heard_text=reply.heard_transcript,
+            )
+        self._recent.pop(resp.id, None)
+        self._recent[resp.id] = (reply, resp.seq)
+        if len(self._recent) > _RECENT_REPLIES_KEPT:
+            del self._recent[next(iter(self._recent))]
         self._last_turn = resp.turn
         self.metrics.append(metrics)
         if self.max_history is not None and len(self.metrics) > self.max_history:
             del self.metrics[: len(self.metrics) - self.max_history]
         self.last_reply = reply
         self._out.append(ResponseFinished(reply))
+        if reply.interrupted:
+            self._out.append(ReplyInterrupted(reply))
         if calls and status not in ("cancelled", "failed"):
             self._out.append(ToolCallsReady(resp.id, calls))
         if over_budget and self.meter is not None and self.meter.budget is not None:
@@ -872,8 +981,17 @@ class Conversation:
         final: bool,
         *,
         before: tuple[str, Any] | None = None,
+        interrupted: bool = False,
+        heard_text: str | None = None,
     ) -> None:
-        entry = HistoryEntry(role=role, item_id=item_id, text=text, final=final)
+        entry = HistoryEntry(
+            role=role,
+            item_id=item_id,
+            text=text,
+            final=final,
+            interrupted=interrupted,
+            heard_text=heard_text,
+        )
         idx = self._history_index.get(key)
         if idx is not None:
             self.history[idx] = entry

@@ -150,6 +150,15 @@ class Reply:
     user_transcript: str | None = None
     response: ev.Response | None = None
     """The ``response.done`` payload (None when the response ended without one)."""
+    interrupted: bool = False
+    """The user barged in while this reply was playing: only part of it was heard."""
+    played_ms: float | None = None
+    """For an interrupted reply, the milliseconds of its audio that were played: what the
+    :class:`~dashscope_rt.audio.Player` (or the app, through ``Session.report_interruption``)
+    handed to the speaker, else an estimate that assumes playback in real time from arrival."""
+    heard_transcript: str | None = None
+    """For an interrupted reply, an estimate of the part of the transcript that was heard (the
+    share of the text that ``played_ms`` is of the audio, cut back to a word boundary)."""
     cost: float | None = None
     """What this response cost, from the session's ``prices`` (None without a price table)."""
 
@@ -197,6 +206,8 @@ class Reply:
     def __repr__(self) -> str:
         text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
         extra = f", tool_calls={len(self.tool_calls)}" if self.tool_calls else ""
+        if self.interrupted:
+            extra += f", interrupted at {self.played_ms or 0.0:.0f} ms"
         return (
             f"Reply(response_id={self.response_id!r}, status={self.status!r}, text={text!r},"
             f" audio={self.duration:.2f}s@{self.sample_rate}Hz{extra})"
@@ -211,3 +222,6 @@ class HistoryEntry:
     item_id: str | None
     text: str
     final: bool
+    interrupted: bool = False
+    """An assistant line whose audio the user cut short; ``heard_text`` estimates what was heard."""
+    heard_text: str | None = None

@@ -20,6 +20,7 @@ from ._endpoint import is_loopback, resolve_endpoint
 from ._engine import Engine
 from ._handlers import HandlerRegistration
 from ._link import SESSION_CAP_S, ReconnectPolicy, State
+from ._playback import PlaybackLink, PlayerLike
 from ._version import __version__
 from .config import SessionConfig
 from .conversation import Conversation
@@ -403,6 +404,35 @@ class Session(HandlerRegistration):
     def send_raw(self, event: Mapping[str, Any]) -> str:
         """Send any client event as a dict (an ``event_id`` is added if missing)."""
         return self._engine.send_raw(event)
+
+    # -- playback --------------------------------------------------------------------------------
+
+    def attach_player(self, player: PlayerLike) -> None:
+        """Play every reply on ``player`` (a :class:`~dashscope_rt.audio.Player`) and stop it when
+        the user barges in, recording in the reply (and :attr:`history`) how much was played.
+
+        The audio is written before your handlers run; what a cut response still sends is
+        dropped. Its ``Reply`` gets ``interrupted``, ``played_ms`` and ``heard_transcript``, and a
+        :class:`~dashscope_rt.conversation.ReplyInterrupted` notice comes
+        (``session.on(ReplyInterrupted, fn)``).
+        """
+        e = self._engine
+        with e.conv_cv:
+            e.playback = PlaybackLink(player)
+            e.conv.playback_tracked = True
+
+    def report_interruption(self, played_ms: float, response_id: str | None = None) -> None:
+        """When the app plays audio itself: playback of a reply was cut after ``played_ms``.
+
+        ``response_id`` None means the response in progress, else the last reply. Without this
+        call (or :meth:`attach_player`) a barge-in is recorded with an estimate that assumes
+        playback in real time from arrival. ``last_reply`` and :attr:`history` change at once;
+        the :class:`~dashscope_rt.conversation.ReplyInterrupted` notice reaches the handlers
+        after the events already received.
+        """
+        if isinstance(played_ms, bool) or not isinstance(played_ms, (int, float)):
+            raise InvalidType(f"played_ms: expected milliseconds as a number, got {played_ms!r}")
+        self._engine.report_interruption(response_id, float(played_ms))
 
     # -- blocking helper ---------------------------------------------------------------------------
 

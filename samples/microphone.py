@@ -1,7 +1,9 @@
 """Live conversation: microphone in, speaker out, and barge-in (talk over the model to stop it).
 
-Needs the audio extra: ``pip install 'dashscope-rt[audio]'`` (sounddevice + PortAudio). Use
-headphones, or the model hears itself through the speaker and interrupts its own answers.
+Needs the audio extra: ``pip install 'dashscope-rt[audio]'`` (sounddevice + PortAudio). No
+headphones needed with the aec extra (``pip install 'dashscope-rt[audio,aec]'``): the speaker's
+echo is cancelled, so the model does not hear itself and you can talk over it. Without it (or
+with --no-aec) the microphone is muted while the model speaks (half duplex).
 
 Against the local simulator (no key, no network; it answers with synthesized babble):
     dashscope-rt simulate --any-key &
@@ -21,7 +23,16 @@ import threading
 from typing import Any
 
 from dashscope_rt import AudioDeviceError, Reply, ServerVAD, Session, SessionConfig
-from dashscope_rt.audio import Microphone, Player, StreamFactory, check_device
+from dashscope_rt.audio import (
+    AEC_EXTRA_HINT,
+    EchoCanceller,
+    Microphone,
+    Player,
+    StreamFactory,
+    aec_available,
+    check_device,
+)
+from dashscope_rt.conversation import ReplyInterrupted
 
 MODEL = "qwen3-omni-flash-realtime"
 
@@ -40,10 +51,13 @@ def run(
     mic_stream: StreamFactory | None = None,
     speaker_stream: StreamFactory | None = None,
     mic_rate: int | None = None,
+    echo_cancellation: bool = True,
 ) -> list[Reply]:
     """Converse until ``stop`` is set (or the session ends); returns the finished replies.
 
     ``mic_stream`` / ``speaker_stream`` replace the sound card (tests pass fakes).
+    ``echo_cancellation`` (when the aec extra is installed) lets you talk over the model;
+    otherwise the microphone is muted while it speaks.
     """
     replies: list[Reply] = []
     config = SessionConfig(
@@ -52,16 +66,21 @@ def run(
         turn_detection=ServerVAD(silence_duration_ms=600),
     )
     with Session(MODEL, config=config, **session_kwargs) as session:
-        speaker = Player(session.output_rate, stream_factory=speaker_stream)
-
-        @session.on_audio_delta
-        def play(event: Any) -> None:
-            speaker.write(event.audio)
+        aec = EchoCanceller(session.input_rate) if echo_cancellation and aec_available() else None
+        speaker = Player(session.output_rate, stream_factory=speaker_stream, echo_canceller=aec)
+        # The session plays each reply and stops it the moment you talk over it.
+        session.attach_player(speaker)
 
         @session.on_speech_started
-        def barge_in(event: Any) -> None:
-            dropped = speaker.clear()  # the user talks: stop playing the old answer at once
-            print(f"[listening{f', cut {dropped:.0f} ms of reply' if dropped else ''}]")
+        def listening(event: Any) -> None:
+            print("[listening]")
+
+        @session.on(ReplyInterrupted)
+        def cut(notice: ReplyInterrupted) -> None:
+            reply = notice.reply
+            print(
+                f"[cut after {reply.played_ms or 0:.0f} ms; you heard: {reply.heard_transcript!r}]"
+            )
 
         @session.on_input_transcript
         def heard(event: Any) -> None:
@@ -73,7 +92,20 @@ def run(
             print(f"assistant: {reply.transcript or reply.text}  [{reply.status}]")
 
         session.on_close(lambda closed: stop.set())
-        mic = Microphone(session, sample_rate=mic_rate, stream_factory=mic_stream)
+        mic = Microphone(
+            session,
+            sample_rate=mic_rate,
+            stream_factory=mic_stream,
+            echo_canceller=aec,
+            mute_while=None if aec else (lambda: speaker.playing),
+        )
+        if aec is not None:
+            print("Echo cancellation on: no headphones needed, talk over the answer to stop it.")
+        else:
+            why = (
+                "--no-aec" if not echo_cancellation else f"for echo cancellation: {AEC_EXTRA_HINT}"
+            )
+            print(f"Half duplex: the microphone is muted while the assistant speaks ({why}).")
         with speaker, mic:
             print("Speak now (Ctrl+C to stop).")
             stop.wait()
@@ -86,6 +118,9 @@ def main() -> None:
     )
     parser.add_argument("--url", default=os.environ.get("DASHSCOPE_RT_URL"), help="simulator URL")
     parser.add_argument("--region", default="cn", choices=("cn", "intl"))
+    parser.add_argument(
+        "--no-aec", action="store_true", help="no echo cancellation: mute the mic while it speaks"
+    )
     args = parser.parse_args()
     try:  # no sound card (a server, Docker, WSL) or no sounddevice: say so before connecting
         check_device("input")
@@ -94,7 +129,7 @@ def main() -> None:
         sys.exit(f"microphone.py: {exc}")
     stop = threading.Event()
     try:
-        run(connection(args.url, args.region), stop)
+        run(connection(args.url, args.region), stop, echo_cancellation=not args.no_aec)
     except KeyboardInterrupt:
         stop.set()
 

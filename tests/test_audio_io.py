@@ -295,6 +295,23 @@ def test_microphone_float32_blocks_arrive_as_arrays() -> None:
 
 
 @pytest.mark.timeout(10)
+def test_microphone_mutes_while_the_player_plays_half_duplex() -> None:
+    out, inp = Factory(), Factory()
+    session = RecordingSession()
+    player = Player(16000, stream_factory=out)
+    with player, Microphone(session, stream_factory=inp, mute_while=lambda: player.playing) as mic:
+        block = np.full(320, 1000, dtype=np.int16).tobytes()
+        player.write(np.full(800, 500, dtype=np.int16))
+        inp.stream.callback(block, 320, None, None)  # audio queued: muted
+        _pull(out.stream, 800)
+        inp.stream.callback(block, 320, None, None)  # just played: the room still rings
+        player._last_sound -= 10.0  # (long ago)
+        inp.stream.callback(block, 320, None, None)
+    assert [c[0] for c in session.calls] == [bytes(640), bytes(640), block]
+    assert mic.muted_blocks == 2
+
+
+@pytest.mark.timeout(10)
 def test_microphone_callback_never_blocks_when_the_session_is_slow() -> None:
     factory = Factory()
     entered, release = threading.Event(), threading.Event()

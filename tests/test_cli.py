@@ -428,9 +428,15 @@ class _FakeMic:
         self.stop()
 
 
-@pytest.mark.timeout(30)
-def test_chat_mic_mode(tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``chat --mic`` in process, with a fake sound card: level, transcript, one line per turn."""
+def _chat_mic(
+    tmp_path: Path,
+    sim: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    speaker_stream: Any = None,
+) -> tuple[list[int], str, bool]:
+    """Run ``chat --mic FLAGS`` in process with a fake sound card until the first turn ends:
+    (exit codes, screen text, whether echo cancellation was on)."""
     from dashscope_rt._cli_chat import ChatClient
     from dashscope_rt._cli_common import Console
     from dashscope_rt._cli_config import resolve
@@ -440,7 +446,7 @@ def test_chat_mic_mode(tmp_path: Path, sim: Simulator, monkeypatch: pytest.Monke
     monkeypatch.setenv("DASHSCOPE_API_KEY", sim.api_key or "")
     sim.script_transcripts(["Hello from the microphone"])
     pcm = synthesize("Hello from the microphone", 16000) + silence(1500, 16000)
-    args = build_parser().parse_args(["chat", "--mic", "--url", sim.url])
+    args = build_parser().parse_args(["chat", "--mic", "--url", sim.url, *flags])
     out = io.StringIO()
     client = ChatClient(
         resolve(args),
@@ -448,10 +454,12 @@ def test_chat_mic_mode(tmp_path: Path, sim: Simulator, monkeypatch: pytest.Monke
         args,
         Console(out),
         mic_stream=lambda **kw: _FakeMic(pcm, **kw),
+        speaker_stream=speaker_stream,
     )
     result: list[int] = []
     try:
         client.open()
+        cancelling = client.aec is not None
         worker = threading.Thread(target=lambda: result.append(client.run_mic()))
         worker.start()
         sim.wait_for(lambda: client.turns >= 1 or None, 20)
@@ -459,9 +467,43 @@ def test_chat_mic_mode(tmp_path: Path, sim: Simulator, monkeypatch: pytest.Monke
         worker.join(10)
     finally:
         client.close()
+    return result, out.getvalue(), cancelling
+
+
+@pytest.mark.timeout(30)
+def test_chat_mic_mode(tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``chat --mic`` in process, with a fake sound card: level, transcript, one line per turn."""
+    result, text, _ = _chat_mic(tmp_path, sim, monkeypatch, [])
     assert result == [0]
-    text = out.getvalue()
     assert "listening at 16000 Hz" in text
     assert "you: Hello from the microphone" in text
     assert "assistant: You said: Hello from the microphone" in text
     assert "── turn 1 · completed" in text
+
+
+class _SilentSpeaker:
+    """A sounddevice.RawOutputStream stand-in that never asks for audio."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.callback = kw["callback"]
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("flag", [[], ["--no-aec"]])
+def test_chat_mic_play_cancels_echo_or_says_it_is_half_duplex(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch, flag: list[str]
+) -> None:
+    from dashscope_rt.audio import aec_available
+
+    flags = ["--play", *flag]
+    result, text, cancelling = _chat_mic(tmp_path, sim, monkeypatch, flags, _SilentSpeaker)
+    assert result == [0]
+    assert "you: Hello from the microphone" in text
+    if flag or not aec_available():
+        assert not cancelling and "half duplex: the mic is muted while the reply plays" in text
+    else:
+        assert cancelling and "echo cancellation on" in text

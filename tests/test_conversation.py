@@ -21,6 +21,7 @@ from dashscope_rt.conversation import (
     Conversation,
     CreateFailed,
     Notice,
+    ReplyInterrupted,
     ResponseFinished,
     ResponseStarted,
     SessionReady,
@@ -897,7 +898,11 @@ def test_barge_in_while_finished_audio_is_still_playing(
     feed(conv, clock, seq, base=300.0)
     assert conv.playing_until == pytest.approx(302.1)
     clock.t = 301.0
-    assert conv.receive(dec({"type": "input_audio_buffer.speech_started"})) == [BargeIn("r_long")]
+    barge, cut = conv.receive(dec({"type": "input_audio_buffer.speech_started"}))
+    assert barge == BargeIn("r_long")
+    # Without a player reporting, the clock says 0.9 s of the 2 s were played (from 300.1 s).
+    assert isinstance(cut, ReplyInterrupted) and cut.reply is conv.last_reply
+    assert cut.reply.interrupted and cut.reply.played_ms == pytest.approx(900.0)
     # The player was flushed: the next speech_started interrupts nothing.
     assert conv.receive(dec({"type": "input_audio_buffer.speech_started"})) == []
     feed(conv, clock, [(0.0, response_created("r2"))], base=310.0)
@@ -984,3 +989,42 @@ def test_error_without_event_id_goes_to_the_older_of_cancel_and_create(
     assert conv.response_pending  # the create is still waiting for its answer
     again = conv.receive(dec(err), now=clock.t + 4)
     assert again == [CreateFailed("ev_create", "whatever the wording")]
+
+
+def test_mark_interrupted_updates_an_older_reply_and_a_reply_in_progress(
+    conv_clock: tuple[Conversation, FakeClock],
+) -> None:
+    conv, clock = conv_clock
+    conv.playback_tracked = True  # a player reports: no guesses from the clock
+    one_second = base64.b64encode(pcm(24000)).decode()
+
+    def reply(rid: str, words: str, base: float) -> None:
+        feed(
+            conv,
+            clock,
+            [
+                (0.0, response_created(rid)),
+                (0.1, {"type": "response.audio.delta", **ids(rid), "delta": one_second}),
+                (0.1, {"type": "response.audio_transcript.delta", **ids(rid), "delta": words}),
+                (0.2, response_done(rid)),
+            ],
+            base=base,
+        )
+
+    reply("r_a", "alpha beta gamma delta", 200.0)
+    reply("r_b", "one two three four", 210.0)
+    assert conv.receive(dec({"type": "input_audio_buffer.speech_started"})) == [BargeIn("r_b")]
+    assert not conv.last_reply.interrupted  # type: ignore[union-attr]
+    (cut,) = conv.mark_interrupted("r_a", 500.0)
+    assert isinstance(cut, ReplyInterrupted)
+    assert cut.reply.response_id == "r_a" and cut.reply.heard_transcript == "alpha beta"
+    assert conv.last_reply is not None and conv.last_reply.response_id == "r_b"
+    first = next(h for h in conv.history if h.text.startswith("alpha"))
+    assert first.interrupted and first.heard_text == "alpha beta"
+    assert conv.mark_interrupted("r_unknown", 10.0) == []
+    # A response in progress keeps the figure until it finishes.
+    feed(conv, clock, [(0.0, response_created("r_c"))], base=220.0)
+    assert conv.mark_interrupted(None, 0.0) == []
+    (finished, cut_c) = conv.receive(dec(response_done("r_c", status="cancelled")))
+    assert isinstance(finished, ResponseFinished) and isinstance(cut_c, ReplyInterrupted)
+    assert cut_c.reply.interrupted and cut_c.reply.played_ms == 0.0

@@ -37,6 +37,8 @@ def _session(sim: Simulator, model: str = "qwen3-omni-flash-realtime", **kw: Any
 
 
 def _appended_seconds(sim: Simulator) -> float:
+    """Audio the simulator received, counted once it has read everything (the socket closed)."""
+    assert sim.last.closed.wait(timeout=5)
     return sum(
         len(base64.b64decode(e["audio"])) / 2 / 16000
         for e in sim.last.received_events("input_audio_buffer.append")

@@ -11,12 +11,15 @@
 - :func:`ulaw_encode`, :func:`ulaw_decode`, :func:`alaw_encode`, :func:`alaw_decode`: G.711
   telephone audio, bit-exact with the old ``audioop``; :class:`G711Encoder` turns reply audio
   into 8 kHz G.711 for the phone side.
+- :class:`EchoCanceller`: removes the speaker's echo from the microphone (WebRTC AEC3,
+  ``pip install 'dashscope-rt[aec]'``); :class:`Player` feeds it, :class:`Microphone` applies it.
 """
 
 from __future__ import annotations
 
+from ._aec import EchoCanceller
 from ._convert import DEFAULT_CHUNK_MS, QUALITIES, AudioConverter, OutputConverter, resample_pcm16
-from ._device import AUDIO_EXTRA_HINT, check_device
+from ._device import AEC_EXTRA_HINT, AUDIO_EXTRA_HINT, aec_available, check_device
 from ._g711 import (
     ENCODINGS,
     G711_ENCODINGS,
@@ -46,6 +49,7 @@ from ._player import Player, StreamFactory
 from ._wav import WavAudio, convert_hint, encode_wav, read_wav, write_wav
 
 __all__ = [
+    "AEC_EXTRA_HINT",
     "AUDIO_EXTRA_HINT",
     "DEFAULT_CHUNK_MS",
     "DEFAULT_MAX_SIDE",
@@ -57,6 +61,7 @@ __all__ = [
     "QUALITIES",
     "SAMPLE_FORMATS",
     "AudioConverter",
+    "EchoCanceller",
     "G711Encoder",
     "ImageRateLimiter",
     "Microphone",
@@ -64,6 +69,7 @@ __all__ = [
     "Player",
     "StreamFactory",
     "WavAudio",
+    "aec_available",
     "alaw_decode",
     "alaw_encode",
     "check_device",

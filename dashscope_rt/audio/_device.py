@@ -1,4 +1,4 @@
-"""Lazy access to optional packages (sounddevice, Pillow) with an actionable error."""
+"""Lazy access to optional packages (sounddevice, pywebrtc-audio, Pillow), with the fix."""
 
 from __future__ import annotations
 
@@ -7,9 +7,18 @@ from typing import Any
 
 from ..errors import AudioDeviceError, MissingExtra
 
-__all__ = ["AUDIO_EXTRA_HINT", "check_device", "import_pillow", "import_sounddevice"]
+__all__ = [
+    "AEC_EXTRA_HINT",
+    "AUDIO_EXTRA_HINT",
+    "aec_available",
+    "check_device",
+    "import_pillow",
+    "import_sounddevice",
+    "import_webrtc_audio",
+]
 
 AUDIO_EXTRA_HINT = "pip install 'dashscope-rt[audio]'"
+AEC_EXTRA_HINT = "pip install 'dashscope-rt[aec]'"
 
 
 def import_sounddevice() -> Any:
@@ -48,6 +57,25 @@ def check_device(kind: str, device: Any = None) -> dict[str, Any]:
             kind=kind,
         ) from None
     return dict(info)
+
+
+def import_webrtc_audio() -> Any:
+    """Import ``pywebrtc_audio`` (WebRTC's audio processing) or raise MissingExtra with the fix."""
+    try:
+        return importlib.import_module("pywebrtc_audio")
+    except ImportError as exc:
+        raise MissingExtra(
+            f"EchoCanceller needs the pywebrtc-audio package: {AEC_EXTRA_HINT}", extra="aec"
+        ) from exc
+
+
+def aec_available() -> bool:
+    """Whether :class:`EchoCanceller` can be constructed (the ``aec`` extra is installed)."""
+    try:
+        import_webrtc_audio()
+    except ImportError:
+        return False
+    return True
 
 
 def import_pillow() -> Any:

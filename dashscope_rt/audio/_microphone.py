@@ -7,13 +7,16 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InvalidInput, SessionClosed
 from ._device import check_device, import_sounddevice
 from ._player import StreamFactory
+
+if TYPE_CHECKING:
+    from ._aec import EchoCanceller
 
 __all__ = ["Microphone"]
 
@@ -47,6 +50,13 @@ class Microphone:
         Audio that may wait for the worker before the oldest blocks are dropped.
     stream_factory:
         Replaces ``sounddevice.RawInputStream`` (for tests).
+    echo_canceller:
+        An :class:`~dashscope_rt.audio.EchoCanceller` (fed by the :class:`Player`) applied to
+        every block on the worker thread; the target then gets mono PCM16LE bytes at the
+        canceller's rate, in whole 10 ms frames.
+    mute_while:
+        Half duplex: blocks captured while ``mute_while()`` is true (e.g. ``lambda:
+        player.playing``; called in the audio callback, so keep it cheap) become silence.
     """
 
     def __init__(
@@ -60,6 +70,8 @@ class Microphone:
         device: Any = None,
         max_queue_ms: int = 2000,
         stream_factory: StreamFactory | None = None,
+        echo_canceller: EchoCanceller | None = None,
+        mute_while: Callable[[], bool] | None = None,
     ) -> None:
         sink = getattr(target, "append_audio", target)
         if not callable(sink):
@@ -83,6 +95,8 @@ class Microphone:
         self._blocksize = blocksize
         self._device = device
         self._factory = stream_factory
+        self._aec = echo_canceller
+        self._mute = mute_while
         block_ms = blocksize * 1000 / sample_rate
         self._queue: collections.deque[bytes] = collections.deque(
             maxlen=max(1, math.ceil(max_queue_ms / block_ms))
@@ -101,6 +115,8 @@ class Microphone:
         """Callbacks in which PortAudio reported an input overflow."""
         self.errors = 0
         """Exceptions raised by the target (logged, then capture continues)."""
+        self.muted_blocks = 0
+        """Blocks replaced by silence because ``mute_while()`` was true."""
 
     @property
     def sample_rate(self) -> int:
@@ -143,6 +159,8 @@ class Microphone:
                 callback=self._callback,
             )
             self._stopping = False
+            if self._aec is not None:
+                self._aec.reset()  # a new capture: line the reference up again
             self._worker = threading.Thread(target=self._run, name="dashscope_rt-mic", daemon=True)
             self._worker.start()
             self._stream = stream
@@ -183,7 +201,11 @@ class Microphone:
         q = self._queue
         if len(q) == q.maxlen:
             self.dropped_blocks += 1
-        q.append(bytes(indata))
+        if self._mute is not None and self._mute():
+            self.muted_blocks += 1
+            q.append(bytes(memoryview(indata).nbytes))
+        else:
+            q.append(bytes(indata))
         self._wake.set()
 
     def _run(self) -> None:
@@ -204,11 +226,17 @@ class Microphone:
         if self._sink_closed:
             return
         payload: Any = data
-        if self._dtype != "int16":
+        if self._dtype != "int16" or (self._aec is not None and self._channels > 1):
             arr = np.frombuffer(data, dtype=self._dtype)
             payload = arr.reshape(-1, self._channels) if self._channels > 1 else arr
+        rate, channels = self._rate, self._channels
         try:
-            self._sink(payload, sample_rate=self._rate, channels=self._channels)
+            if self._aec is not None:
+                payload = self._aec.process(payload, sample_rate=rate)
+                rate, channels = self._aec.sample_rate, 1
+                if not payload:
+                    return  # waiting for the rest of a 10 ms frame, or for its reference
+            self._sink(payload, sample_rate=rate, channels=channels)
             self.delivered_blocks += 1
         except SessionClosed:
             _log.info("microphone: the session is closed; captured audio is discarded")

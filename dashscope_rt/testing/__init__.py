@@ -40,6 +40,14 @@ from ._responder import (
     default_responder,
     scripted,
 )
+from ._room import (
+    EchoRoom,
+    RoomRecording,
+    erle_db,
+    power_db,
+    replies_with_pauses,
+    run_lockstep,
+)
 from ._speech import silence, speech_duration_s, synthesize, tone
 from ._vad import EnergyVAD, threshold_to_dbfs
 
@@ -67,12 +75,14 @@ __all__ = [
     "PATH",
     "Behaviour",
     "ConnectionRecord",
+    "EchoRoom",
     "EnergyVAD",
     "Faults",
     "Image",
     "Rejection",
     "ReplayEngine",
     "Responder",
+    "RoomRecording",
     "ScriptedReply",
     "ScriptedToolCall",
     "SimulatedSession",
@@ -82,8 +92,12 @@ __all__ = [
     "Turn",
     "default_responder",
     "default_transcriber",
+    "erle_db",
     "image_tokens",
     "jpeg_size",
+    "power_db",
+    "replies_with_pauses",
+    "run_lockstep",
     "scripted",
     "silence",
     "speech_duration_s",
