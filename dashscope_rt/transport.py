@@ -15,6 +15,7 @@ import logging
 import socket
 import ssl
 import struct
+import sys
 import threading
 import urllib.parse
 from collections.abc import Mapping
@@ -51,6 +52,14 @@ REGION_URLS: Mapping[str, str] = {
 
 _REGION_NAMES = {"cn": "China (Beijing)", "intl": "International (Singapore)"}
 _SECRET_QUERY_KEYS = ("api_key", "apikey", "key", "token", "access_token", "authorization")
+if sys.platform.startswith("linux"):
+    import fcntl
+    import termios
+
+    _SIOCOUTQ: int | None = termios.TIOCOUTQ  # the same request as SIOCOUTQ on Linux
+else:  # elsewhere every frame goes through the sender thread
+    _SIOCOUTQ = None
+
 _ABNORMAL = 1006
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -212,6 +221,27 @@ class Transport:
         """Send one text frame (thread-safe). Raises ConnectionClosed if the socket is gone."""
         self._send(text.encode("utf-8"), ABNF.OPCODE_TEXT)
 
+    def try_send_text(self, text: str) -> bool:
+        """Send one text frame on this thread if that cannot block; False: nothing was sent.
+
+        True only when the send lock is free and the kernel's send buffer provably has room for
+        the whole frame (:func:`_room_for`), so the write returns at once. A failed write also
+        returns False: the caller queues the frame, and the sender meets the error.
+        """
+        data = text.encode("utf-8")
+        if self._closed or self._close_sent or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            sock = self._ws.sock
+            if sock is None or not _room_for(sock, len(data) + _FRAME_SLACK):
+                return False
+            self._ws.send_frame(_Frame(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, data))
+            return True
+        except (OSError, websocket.WebSocketException, ValueError):
+            return False
+        finally:
+            self._lock.release()
+
     def ping(self, payload: bytes = b"") -> None:
         """Send a ping frame (thread-safe)."""
         self._send(payload, ABNF.OPCODE_PING)
@@ -334,6 +364,26 @@ class Transport:
             self._ws.shutdown()  # type: ignore[no-untyped-call]
         except Exception:  # pragma: no cover - best effort
             log.debug("socket shutdown failed", exc_info=True)
+
+
+_FRAME_SLACK = 256  # frame header, mask key, a TLS record's overhead
+
+
+def _room_for(sock: socket.socket, nbytes: int) -> bool:
+    """Whether writing ``nbytes`` to ``sock`` now would return without waiting (Linux only).
+
+    Linux blocks a TCP send only while the queued bytes' memory (payload plus per-packet
+    overhead, at most about twice the payload) reaches the send buffer: twice the unsent and
+    unacknowledged bytes (``SIOCOUTQ``) plus twice the frame below ``SO_SNDBUF`` cannot block.
+    """
+    if _SIOCOUTQ is None:
+        return False
+    try:
+        queued: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0"))[0]
+        size: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    except (OSError, ValueError):
+        return False
+    return 2 * (queued + nbytes) <= size
 
 
 def _valid_close_code(code: int) -> bool:
