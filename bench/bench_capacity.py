@@ -279,20 +279,29 @@ def _sim_latencies(sim: SimProcess, arrivals: list[tuple[str, float]]) -> list[f
 
 
 def _first_to_run_out(p: dict[str, Any]) -> str:
-    """The resource nearest its limit at a failing point (heuristic; the numbers are printed)."""
+    """What ran out at a failing point (a heuristic over the printed numbers).
+
+    In order: a limit of the operating system (memory, file descriptors), the machine's cores
+    (every process, other tenants too), the server's process; else this process's interpreter
+    lock: late chunks while the machine still has CPU to spare mean the app's threads wait for
+    the GIL (hundreds of threads, each woken per frame, take turns holding it).
+    """
     import psutil
 
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     avail_mb = psutil.virtual_memory().available / 2**20
-    use = {
-        "CPU of this process (one GIL: ~1 core of Python)": p["client_cores"] / 1.0,
-        "the server process's CPU": p["server_cores"] / 1.0,
-        "the machine's CPU (every process)": p["machine_busy"],
-        "memory": p["rss_mb"] / max(1.0, p["rss_mb"] + avail_mb),
-        "file descriptors": p["fds"] / max(1, nofile),
-    }
-    name = max(use, key=lambda k: use[k])
-    return f"{name} ({use[name]:.0%} of its limit)"
+    if avail_mb < 256:
+        return f"memory ({avail_mb:.0f} MB left)"
+    if p["fds"] > 0.9 * nofile:
+        return f"file descriptors ({p['fds']} of {nofile})"
+    if p["machine_busy"] >= 0.95:
+        return f"the machine's CPU ({p['machine_busy']:.0%} busy, every process counted)"
+    if p["server_cores"] >= 0.9:
+        return f"the server process ({p['server_cores']:.2f} cores)"
+    return (
+        f"this process's interpreter lock: {p['client_cores']:.2f} cores of CPU, "
+        f"{p['threads']} threads taking turns (the machine was {p['machine_busy']:.0%} busy)"
+    )
 
 
 def _server(kind: str) -> Any:
