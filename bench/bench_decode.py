@@ -22,7 +22,6 @@ IQR over the repeats, ratios paired per repeat. ``--json`` prints the result for
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import platform
@@ -36,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import b64_library, b64decode_fn, emit_json, fmt_stat, ratio_stats, stat
+from benchlib import b64_library, b64decode_fn, bench_main, fmt_stat, ratio_stats, stat
 
 __all__ = ["build_frames", "run_decode_bench"]
 
@@ -204,16 +203,7 @@ def run_decode_bench(turns: int = 20, repeat: int = 15) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--turns", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    args = parser.parse_args()
-    res = run_decode_bench(args.turns, args.repeat)
-    if args.json:
-        emit_json(res)
-        return
+def _show(res: dict[str, Any]) -> None:
     print(
         f"{res['frames']} frames, {res['audio_fraction']:.0%} audio deltas, base64: "
         f"{res['b64_library']}, median (IQR) of {res['repeat']} runs, CPU us per event"
@@ -222,6 +212,10 @@ def main() -> None:
         print(f"  {name:40s} {fmt_stat(s)}")
     for name, s in res["ratios"].items():
         print(f"  {name:70s} {fmt_stat(s, unit='x')}")
+
+
+def main() -> None:
+    bench_main(__doc__, run_decode_bench, _show, turns=20, repeat=15)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Run: ``python bench/bench_e2e.py [--repeat 7] [--turns 10]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import threading
@@ -34,7 +33,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import b64_library, b64decode_fn, emit_json, fmt_stat, ratio_stats, stat
+from bench_peers import close_conversation
+from benchlib import b64_library, b64decode_fn, bench_main, fmt_stat, ratio_stats, stat
 from frameserver import FrameServer
 
 __all__ = ["run_e2e_bench"]
@@ -166,10 +166,7 @@ class _Official(_Client):
         return time.process_time() - t0
 
     def close(self) -> None:
-        self.conv.close()
-        thread = getattr(self.conv, "thread", None)
-        if thread is not None:
-            thread.join(5)
+        close_conversation(self.conv)
 
 
 def _makers() -> list[Callable[[FrameServer], _Client]]:
@@ -230,16 +227,7 @@ def run_e2e_bench(turns: int = 10, repeat: int = 7) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--turns", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    args = parser.parse_args()
-    res = run_e2e_bench(args.turns, args.repeat)
-    if args.json:
-        emit_json(res)
-        return
+def _show(res: dict[str, Any]) -> None:
     print(f"{res['frames_per_reply']} frames a reply, base64: {res['b64_library']}")
     for mode, m in res["modes"].items():
         print(f"{mode} (one frame every {m['pace_s'] * 1000:g} ms; 0 = back to back)")
@@ -247,6 +235,10 @@ def main() -> None:
             print(f"  {name:30s} {fmt_stat(s, '.1f')} us CPU/event")
         for name, s in m["ratios"].items():
             print(f"  {name:50s} {fmt_stat(s, unit='x')}")
+
+
+def main() -> None:
+    bench_main(__doc__, run_e2e_bench, _show, turns=10, repeat=7)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Run: ``python bench/bench_memory.py [--turns 2000]``.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -26,10 +25,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import ROOT, emit_json, stat
+from benchlib import ROOT, bench_main, stat
 from frameserver import FrameServer
 
-__all__ = ["run_import_bench", "run_memory_bench"]
+__all__ = ["run_import_bench", "run_memory_and_import_bench", "run_memory_bench"]
 
 MODEL = "qwen3-omni-flash-realtime"
 HEAVY = ("numpy", "soxr", "websocket", "attrs", "pybase64", "json", "ssl")
@@ -99,21 +98,22 @@ def run_import_bench(repeat: int = 7) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--turns", type=int, default=2000)
-    parser.add_argument("--every", type=int, default=100)
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    args = parser.parse_args()
-    res = {
+def run_memory_and_import_bench(turns: int = 2000, every: int = 100) -> dict[str, Any]:
+    return {
         "bench": "memory",
-        "memory": run_memory_bench(args.turns, args.every),
+        "memory": run_memory_bench(turns, every),
         "imports": run_import_bench(),
     }
-    if args.json:
-        emit_json(res)
-        return
-    print(json.dumps(res, indent=1))
+
+
+def main() -> None:
+    bench_main(
+        __doc__,
+        run_memory_and_import_bench,
+        lambda r: print(json.dumps(r, indent=1)),
+        turns=2000,
+        every=100,
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["peer_decoders"]
+__all__ = ["close_conversation", "peer_decoders"]
 
 _KEY = "sk-bench-not-a-real-key"
 
@@ -69,3 +69,11 @@ def peer_decoders(b64decode: Callable[[str], bytes]) -> dict[str, Callable[[str]
             if fn is not None:
                 out[name + suffix] = fn
     return out
+
+
+def close_conversation(conv: Any) -> None:
+    """Close an ``OmniRealtimeConversation`` and wait for its websocket-client thread."""
+    conv.close()
+    thread = getattr(conv, "thread", None)
+    if thread is not None:
+        thread.join(5)

@@ -18,7 +18,6 @@ Run: ``python bench/bench_resampler.py [--seconds 10] [--repeats 5]``.
 
 from __future__ import annotations
 
-import argparse
 import math
 import platform
 import sys
@@ -34,7 +33,7 @@ import soxr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import emit_json, fmt_stat, ratio_stats, stat
+from benchlib import bench_main, fmt_stat, ratio_stats, stat
 
 from dashscope_rt.audio import AudioConverter
 
@@ -219,16 +218,7 @@ def run_resampler_bench(seconds: float = 10.0, repeats: int = 5) -> dict[str, An
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    args = parser.parse_args()
-    report = run_resampler_bench(args.seconds, args.repeats)
-    if args.json:
-        emit_json(report)
-        return
+def _show(report: dict[str, Any]) -> None:
     print(f"{report['signal_seconds']} s of a 1 kHz sine in {report['chunk_ms']} ms chunks")
     for label, case in report["cases"].items():
         print(f"\n{label}")
@@ -240,6 +230,10 @@ def main() -> None:
             )
         for name, s in case["ratios"].items():
             print(f"  {name:70s} {fmt_stat(s, unit='x')}")
+
+
+def main() -> None:
+    bench_main(__doc__, run_resampler_bench, _show, seconds=10.0, repeats=5)
 
 
 if __name__ == "__main__":

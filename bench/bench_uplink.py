@@ -26,7 +26,6 @@ Run: ``python bench/bench_uplink.py [--chunks 300] [--repeat 5]``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
@@ -41,7 +40,8 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import b64_library, b64encode_fn, emit_json, fmt_stat, ratio_stats, stat
+from bench_peers import close_conversation
+from benchlib import b64_library, b64encode_fn, bench_main, fmt_stat, ratio_stats, stat
 from frameserver import FrameServer
 
 __all__ = ["INPUTS", "run_uplink_bench"]
@@ -183,10 +183,7 @@ class _Official:
         return time.process_time() - t0
 
     def close(self) -> None:
-        self.conv.close()
-        thread = getattr(self.conv, "thread", None)
-        if thread is not None:
-            thread.join(5)
+        close_conversation(self.conv)
 
 
 class _Empty:
@@ -329,16 +326,7 @@ def run_uplink_bench(chunks: int = 300, repeat: int = 5) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--chunks", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    args = parser.parse_args()
-    res = run_uplink_bench(args.chunks, args.repeat)
-    if args.json:
-        emit_json(res)
-        return
+def _show(res: dict[str, Any]) -> None:
     print(f"base64: {res['b64_library']}, modes (pace in s): {res['modes_pace_s']}")
     for name, per_input in res["inputs"].items():
         for mode in MODES:
@@ -350,6 +338,10 @@ def main() -> None:
                 print(f"  {k:40s} {fmt_stat(s, unit='x')}")
         print(f"  received: {per_input['server_received']}")
     print(json.dumps(res["stages_us"], indent=1))
+
+
+def main() -> None:
+    bench_main(__doc__, run_uplink_bench, _show, chunks=300, repeat=5)
 
 
 if __name__ == "__main__":

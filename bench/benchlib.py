@@ -14,11 +14,13 @@ side (:func:`b64decode_fn`, :func:`b64encode_fn`).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,11 @@ from typing import Any
 __all__ = [
     "HERE",
     "ROOT",
+    "ChildServer",
     "b64_library",
     "b64decode_fn",
     "b64encode_fn",
+    "bench_main",
     "emit_json",
     "fmt_stat",
     "have_pybase64",
@@ -164,6 +168,78 @@ def run_child(
     raise RuntimeError(f"{script} {' '.join(args)} gave no result (exit {proc.returncode})")
 
 
+def bench_main(
+    doc: str | None, run: Callable[..., Any], show: Callable[[Any], None], **options: float
+) -> None:
+    """A bench's command line: ``--NAME value`` for each option (typed by its default) passed to
+    ``run``; the result is printed by ``show``, or with ``--json`` as :func:`emit_json` does."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    for name, default in options.items():
+        parser.add_argument(f"--{name}", type=type(default), default=default)
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    args = vars(parser.parse_args())
+    as_json = args.pop("json")
+    result = run(**args)
+    if as_json:
+        emit_json(result)
+    else:
+        show(result)
+
+
 def emit_json(result: Any) -> None:
     """Print ``result`` as the one machine-readable line :func:`run_child` reads."""
     print(_MARK + json.dumps(result), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# a server in a child process
+
+
+class ChildServer:
+    """A server run as ``cmd`` in a child process that prints ``{"port": ...}`` first, then
+    answers one JSON line per command line on stdin (``quit`` ends it)."""
+
+    def __init__(self, cmd: list[str], what: str) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {what} process did not start")
+        self.info: dict[str, Any] = json.loads(line)
+        self.port = int(self.info["port"])
+        self.url = f"ws://127.0.0.1:{self.port}/api-ws/v1/realtime"
+        self._lock = threading.Lock()
+
+    def ask(self, cmd: str) -> Any:
+        with self._lock:
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            self.proc.stdin.write(cmd + "\n")
+            self.proc.stdin.flush()
+            return json.loads(self.proc.stdout.readline())
+
+    def cpu_seconds(self) -> float:
+        """CPU the server has used so far (every thread, user and system)."""
+        import psutil
+
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return float(t.user + t.system)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

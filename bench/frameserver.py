@@ -21,19 +21,18 @@ import argparse
 import base64
 import hashlib
 import json
-import os
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchlib import ChildServer
 
 __all__ = ["FrameServer"]
 
@@ -278,61 +277,20 @@ def _serve(turns: int, deltas: int, pace: float) -> None:
     listener.close()
 
 
-class FrameServer:
+class FrameServer(ChildServer):
     """:mod:`frameserver` in a child process: ``url``, ``api_key``, ``frames`` per reply.
 
-        ``ask("pace 0.001")`` sets the pace of the connections made afterwards; ``ask("stats")``
+    ``ask("pace 0.001")`` sets the pace of the connections made afterwards; ``ask("stats")``
     lists what each connection received; ``cpu_seconds()`` is the server's CPU so far.
     """
 
     def __init__(self, *, turns: int = 10, deltas: int = 90, pace: float = 0.0) -> None:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--turns", str(turns)]
         cmd += ["--deltas", str(deltas), "--pace", str(pace)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])}
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the frame server did not start")
-        info = json.loads(line)
-        self.port = int(info["port"])
-        self.frames = int(info["frames"])
+        super().__init__(cmd, "frame server")
+        self.frames = int(self.info["frames"])
         self.turns = turns
-        self.url = f"ws://127.0.0.1:{self.port}/api-ws/v1/realtime"
         self.api_key = KEY
-        self._lock = threading.Lock()
-
-    def ask(self, cmd: str) -> Any:
-        with self._lock:
-            assert self.proc.stdin is not None and self.proc.stdout is not None
-            self.proc.stdin.write(cmd + "\n")
-            self.proc.stdin.flush()
-            return json.loads(self.proc.stdout.readline())
-
-    def cpu_seconds(self) -> float:
-        import psutil
-
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return float(t.user + t.system)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            try:
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.flush()
-                self.proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> FrameServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def main() -> None:
