@@ -219,6 +219,7 @@ def _stages(n: int = 500) -> dict[str, float]:
     from websocket import ABNF
 
     from dashscope_rt import events as ev
+    from dashscope_rt._frames import OP_TEXT, encode_frame
     from dashscope_rt.audio import AudioConverter
 
     chunks = make_chunks("48k stereo f32", 2.0)
@@ -253,20 +254,9 @@ def _stages(n: int = 500) -> dict[str, float]:
         lambda i: json.dumps({"event_id": "e", "type": "t", "audio": b64(pcm)}),
     )
     data = ev.encode(ev.InputAudioBufferAppend(audio=pcm)).encode()
-    timed("ours: frame + mask", _our_framer(data))
+    timed("ours: frame + mask", lambda i: encode_frame(OP_TEXT, data))
     timed("websocket-client: frame + mask", lambda i: ABNF.create_frame(data, 1).format())
     return out
-
-
-def _our_framer(data: bytes) -> Callable[[int], Any]:
-    """What our transport does to turn ``data`` into a masked frame (whichever codec it has)."""
-    try:
-        from dashscope_rt._frames import OP_TEXT, encode_frame  # type: ignore[import-not-found]
-    except ImportError:
-        from dashscope_rt.transport import _Frame
-
-        return lambda i: _Frame(1, 0, 0, 0, 1, 1, data).format()
-    return lambda i: encode_frame(OP_TEXT, data)
 
 
 RATIOS = [("dashscope_rt", "plain"), ("dashscope_rt", "dashscope (official)")]

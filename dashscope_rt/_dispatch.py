@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from ._link import LinkLost
-from .errors import ConnectionClosed, InvalidType, ServerError
+from .errors import ConnectionClosed, InvalidType, ReceiveBacklogFull, ServerError
 
 __all__ = ["Dispatcher", "percentile"]
 
@@ -91,6 +91,7 @@ class Dispatcher:
         end: Callable[[LinkLost], None],
         on_handler_error: Callable[[BaseException], None],
         closed: threading.Event,
+        max_backlog_bytes: int,
     ) -> None:
         self.number = number
         self._process = process
@@ -98,7 +99,10 @@ class Dispatcher:
         self._next_deadline = next_deadline
         self._end = end
         self._on_handler_error = on_handler_error
-        self._queue: queue.SimpleQueue[tuple[float, Any]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[float, Any, int]] = queue.SimpleQueue()
+        self.max_backlog_bytes = max_backlog_bytes
+        self._backlog = 0  # bytes of received frames queued and not yet handled
+        self._backlog_lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self._handlers: tuple[_Handler, ...] = ()
         # Wire-level handlers per event class, filled on first use, emptied on every change.
@@ -116,13 +120,29 @@ class Dispatcher:
 
     # -- the queue and the thread ------------------------------------------------------------------
 
-    def deliver(self, t: float, obj: Any) -> None:
-        """Queue ``obj`` (arrived at ``t``) for the dispatcher thread. Any thread."""
-        self._queue.put((t, obj))
+    def deliver(self, t: float, obj: Any, size: int = 0) -> None:
+        """Queue ``obj`` (arrived at ``t``, ``size`` bytes on the wire) for the dispatcher
+        thread. Any thread.
+
+        Raises :class:`~dashscope_rt.errors.ReceiveBacklogFull`, without queueing ``obj``, when
+        the frames waiting would pass ``max_backlog_bytes``; what is queued stays queued.
+        """
+        if size:
+            with self._backlog_lock:
+                backlog = self._backlog + size
+                if backlog > self.max_backlog_bytes:
+                    raise ReceiveBacklogFull(backlog, self.max_backlog_bytes)
+                self._backlog = backlog
+        self._queue.put((t, obj, size))
+
+    @property
+    def backlog(self) -> int:
+        """Bytes of received frames waiting for the handlers."""
+        return self._backlog
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the dispatcher thread after the items already queued."""
-        self._queue.put((time.monotonic(), _Call(fn)))
+        self._queue.put((time.monotonic(), _Call(fn), 0))
 
     def drained(self) -> bool:
         """Whether nothing is queued for the dispatcher thread (a snapshot)."""
@@ -145,7 +165,7 @@ class Dispatcher:
             if thread.is_alive():
                 log.warning("a handler is still running after close(); its thread ends later")
 
-    def _next(self) -> tuple[float, Any] | None:
+    def _next(self) -> tuple[float, Any, int] | None:
         deadline = self._next_deadline()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
@@ -160,7 +180,10 @@ class Dispatcher:
                 if item is None:
                     self._idle()
                     continue
-                t, obj = item
+                t, obj, size = item
+                if size:
+                    with self._backlog_lock:
+                        self._backlog -= size
                 if isinstance(obj, _Call):
                     obj.fn()
                 elif isinstance(obj, LinkLost):

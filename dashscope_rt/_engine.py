@@ -61,7 +61,7 @@ from .errors import (
 from .models import ModelInfo
 from .recording import LogWriter
 from .tools import Tool
-from .transport import Transport
+from .transport import ProxySetting, Transport
 
 __all__ = ["Engine"]
 
@@ -93,10 +93,14 @@ class Engine:
         handler_errors: str,
         ca_file: str | None,
         ssl_context: Any,
+        proxy: ProxySetting,
+        max_frame_bytes: int,
         send_backlog_bytes: int,
+        receive_backlog_bytes: int,
         record_to: str | None,
         expiry_warning: float,
         tool_workers: int,
+        tool_timeout: float | None,
     ) -> None:
         self.number = next(_counter)
         self.model = model
@@ -125,6 +129,7 @@ class Engine:
             end=self._finish,
             on_handler_error=self._handler_failed,
             closed=self.closed_event,
+            max_backlog_bytes=receive_backlog_bytes,
         )
         self.link = Link(
             number=self.number,
@@ -138,6 +143,8 @@ class Engine:
             reconnect=reconnect,
             ca_file=ca_file,
             ssl_context=ssl_context,
+            proxy=proxy,
+            max_frame_bytes=max_frame_bytes,
             send_backlog_bytes=send_backlog_bytes,
             expiry_warning=expiry_warning,
             deliver=self.dispatcher.deliver,
@@ -151,6 +158,7 @@ class Engine:
         self.tools = ToolRunner(
             tools=tools,
             workers=tool_workers,
+            timeout=tool_timeout,
             number=self.number,
             call_soon=self.dispatcher.call_soon,
             on_result=self._tool_result,

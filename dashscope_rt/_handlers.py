@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import events as ev
-from .errors import InvalidType
+from .errors import BlockingCallInHandler, InvalidType
 from .events import Closed, SessionEvent
 from .reply import Reply, ToolCall
 
@@ -171,6 +171,13 @@ class HandlerRegistration:
         Yields every server event and the SDK's own (``Closed``, ``Reconnecting``, ...). Ends
         when the session closes, or when no event came for ``timeout`` seconds. Only events
         arriving while the iterator exists are seen; if the consumer falls more than ``maxsize``
-        events behind, newer events are dropped for it (with a warning).
+        events behind, newer events are dropped for it (with a warning). From a handler it
+        raises :class:`~dashscope_rt.errors.BlockingCallInHandler` at once: the events it would
+        wait for are delivered by the very thread it would block.
         """
+        if self._engine.on_dispatcher():
+            raise BlockingCallInHandler(
+                "events() cannot be iterated in a handler: it waits for events that this thread "
+                "delivers (register a handler for them instead)"
+            )
         return self._engine.dispatcher.iterate(timeout, maxsize)

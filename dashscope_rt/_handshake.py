@@ -12,13 +12,11 @@ from typing import Any, Protocol
 
 from . import events as ev
 from .errors import ConnectTimeout, ProtocolError, ServerError
-from .transport import Transport
+from .transport import DEFAULT_MAX_FRAME_BYTES, OP_BINARY, OP_PONG, ProxySetting, Transport
 
-__all__ = ["Dialer", "WireLog", "server_error"]
+__all__ = ["Dialer", "WireLog", "binary_frame_error", "server_error"]
 
 log = logging.getLogger("dashscope_rt.session")
-
-_PONG = 0xA
 
 
 class Recorder(Protocol):
@@ -26,6 +24,16 @@ class Recorder(Protocol):
 
     def record_sent(self, event: dict[str, Any], *, audio: bytes | None = None) -> None: ...
     def record_received(self, event: dict[str, Any], *, audio: bytes | None = None) -> None: ...
+
+
+def binary_frame_error(data: bytes) -> ProtocolError:
+    """The error for a binary message: the protocol's events are text frames, so it is not
+    parsed at all."""
+    return ProtocolError(
+        f"the server sent a binary frame of {len(data)} bytes; the protocol uses text frames "
+        "only (it was not parsed)",
+        frame=data,
+    )
 
 
 def server_error(event: ev.ErrorEvent, *, fatal: bool) -> ServerError:
@@ -86,6 +94,8 @@ class Dialer:
         timeout: float,
         ca_file: str | None,
         ssl_context: Any,
+        proxy: ProxySetting = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
         self.url = url
         self._headers = dict(headers)  # holds the key: never logged, never in a repr
@@ -93,6 +103,8 @@ class Dialer:
         self.timeout = timeout
         self.ca_file = ca_file
         self.ssl_context = ssl_context
+        self.proxy = proxy
+        self.max_frame_bytes = max_frame_bytes
 
     def dial(
         self,
@@ -103,7 +115,9 @@ class Dialer:
         """Connect and configure: (transport, events received on the way, session id).
 
         ``session`` is sent in ``session.update``; ``on_session`` sees the server's payloads.
-        On failure the socket is closed and the error raised (the server's, as fatal).
+        On failure the socket is closed and the error raised (the server's, as fatal). The
+        whole of it, from the first TCP packet to ``session.updated``, takes at most
+        ``timeout`` seconds however slowly the bytes arrive.
         """
         deadline = time.monotonic() + self.timeout
         transport = Transport.connect(
@@ -113,6 +127,8 @@ class Dialer:
             region=self.region,
             ca_file=self.ca_file,
             ssl_context=self.ssl_context,
+            proxy=self.proxy,
+            max_frame_bytes=self.max_frame_bytes,
         )
         try:
             early: list[tuple[float, Any]] = []
@@ -144,12 +160,13 @@ class Dialer:
                     f"no {wanted.TYPE} within the connect timeout ({self.timeout:g} s)",
                     url=transport.url,
                 )
-            transport.settimeout(remaining)
-            frame = transport.recv()
-            if frame is None or frame[0] == _PONG:
+            frame = transport.recv(until=deadline)
+            if frame is None or frame[0] == OP_PONG:
                 continue
             t = time.monotonic()
             try:
+                if frame[0] == OP_BINARY:
+                    raise binary_frame_error(frame[1])
                 event = ev.decode(frame[1])
             except ProtocolError as exc:
                 early.append((t, exc))  # reported to on_error once the dispatcher runs

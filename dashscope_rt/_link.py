@@ -28,18 +28,19 @@ import attrs
 
 from . import events as ev
 from . import limits
-from ._handshake import Dialer, WireLog
+from ._handshake import Dialer, WireLog, binary_frame_error
 from ._sdk_events import Reconnected, Reconnecting, RolledOver, SessionExpiring
 from .errors import (
     ConnectionClosed,
     HandshakeError,
     ProtocolError,
+    ReceiveBacklogFull,
     SendBacklogFull,
     ServerError,
     SessionClosed,
     TransportError,
 )
-from .transport import Transport
+from .transport import OP_BINARY, OP_PONG, ProxySetting, Transport
 
 __all__ = ["Link", "LinkLost", "ReconnectPolicy", "State"]
 
@@ -47,7 +48,6 @@ log = logging.getLogger("dashscope_rt.session")
 
 SESSION_CAP_S = limits.MAX_SESSION_DURATION_S
 _RECOVERABLE = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1015})
-_PONG = 0xA
 
 
 @attrs.frozen(kw_only=True)
@@ -198,9 +198,11 @@ class Link:
         reconnect: ReconnectPolicy | None,
         ca_file: str | None,
         ssl_context: Any,
+        proxy: ProxySetting,
+        max_frame_bytes: int,
         send_backlog_bytes: int,
         expiry_warning: float,
-        deliver: Callable[[float, Any], None],
+        deliver: Callable[[float, Any, int], None],
         session_update: Callable[[], dict[str, Any]],
         on_session: Callable[[ev.SessionInfo | None], None],
         on_redial: Callable[[int, bool], None],
@@ -214,6 +216,8 @@ class Link:
             timeout=connect_timeout,
             ca_file=ca_file,
             ssl_context=ssl_context,
+            proxy=proxy,
+            max_frame_bytes=max_frame_bytes,
         )
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -329,7 +333,7 @@ class Link:
             self.state = State.OPEN
             self._state_cv.notify_all()
         for t, obj in early:
-            self._deliver(t, obj)
+            self._deliver(t, obj, 0)
         n = self.number
         self._reader = threading.Thread(
             target=self._read_loop, name=f"dashscope_rt-reader-{n}", daemon=True
@@ -408,16 +412,23 @@ class Link:
                 ping_sent = None
                 transport.settimeout(interval)
             opcode, data = frame
-            if opcode == _PONG:
+            if opcode == OP_PONG:
                 continue
+            event: Any
             try:
+                if opcode == OP_BINARY:
+                    raise binary_frame_error(data)
                 event = decode(data)
             except ProtocolError as exc:
-                deliver(t, exc)
-                continue
-            if recording:
-                self.wire_log.received(event)
-            deliver(t, event)
+                event = exc
+            else:
+                if recording:
+                    self.wire_log.received(event)
+            try:
+                deliver(t, event, len(data))
+            except ReceiveBacklogFull:
+                transport.fail(1008, "receive backlog full")
+                raise
             if t >= self._expiry_check_at:  # after the frame: a rollover must not lose it
                 self._check_expiry(t)
 
@@ -440,7 +451,7 @@ class Link:
         if remaining <= self.expiry_warning:
             self._expiry_warned = True
             log.warning("the session reaches the service's 120-minute cap in %.0f s", remaining)
-            self._deliver(now, SessionExpiring(remaining=max(0.0, remaining)))
+            self._deliver(now, SessionExpiring(remaining=max(0.0, remaining)), 0)
 
     def _redial(self, closed: ConnectionClosed) -> tuple[bool, BaseException | None]:
         """Try the reconnect policy; (True, None) once a new connection is up."""
@@ -468,7 +479,8 @@ class Link:
                 attempt,
                 policy.max_attempts,
             )
-            self._deliver(time.monotonic(), Reconnecting(attempt=attempt, delay=delay, cause=cause))
+            waiting = Reconnecting(attempt=attempt, delay=delay, cause=cause)
+            self._deliver(time.monotonic(), waiting, 0)
             if self._stop_reconnect.wait(delay):
                 return False, None
             try:
@@ -503,8 +515,8 @@ class Link:
             self._on_redial(self.generation, isinstance(notice, RolledOver))
             now = time.monotonic()
             for t, obj in early:
-                self._deliver(t, obj)
-            self._deliver(now, notice)
+                self._deliver(t, obj, 0)
+            self._deliver(now, notice, 0)
             self.state = State.OPEN
             self._up = True
             self._state_cv.notify_all()
@@ -541,7 +553,7 @@ class Link:
         if transport is not None:
             transport.abort()
         self._outq.put(_STOP)
-        self._deliver(time.monotonic(), LinkLost(closed, cause))
+        self._deliver(time.monotonic(), LinkLost(closed, cause), 0)
 
     # -- sender thread -----------------------------------------------------------------------------
 

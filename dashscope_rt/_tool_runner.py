@@ -5,13 +5,18 @@ When a response ends with tool calls (``ToolCallsReady``), each call runs in a
 ``on_tool_call`` handler. Results are collected per response (a *batch*); once every call of
 the oldest batch has its result, the session sends them and one ``response.create``. A batch is
 dropped when the user interrupts that turn (barge-in, cancel, clear, a new server session).
+
+A call with a timeout (the tool's own, else the session's ``tool_timeout``) runs in a thread of
+its own; when the time is up the model gets an error result and the worker moves on. Python
+cannot stop a thread, so a tool that never returns keeps its thread: every thread here is a
+daemon, so none of them delays the interpreter's exit (``concurrent.futures`` workers would).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from .errors import UnknownName
+from .errors import Timeout, UnknownName
 from .reply import ToolCall
 from .tools import Tool
 
@@ -55,19 +60,23 @@ class ToolRunner:
         *,
         tools: Sequence[Tool],
         workers: int,
+        timeout: float | None,
         number: int,
         call_soon: Callable[[Callable[[], None]], None],
         on_result: Callable[[BaseException | None], None],
     ) -> None:
         self.tools: Mapping[str, Tool] = {t.name: t for t in tools}
         self._workers = workers
+        self._timeout = timeout
         self._number = number
         self._call_soon = call_soon
         self._on_result = on_result
         self._handler: Callable[[ToolCall], Any] | None = None
         self._batches: list[ToolBatch] = []
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[ToolBatch, ToolCall] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._stopped = False
         # Told of each finished call: (call, start and end in time.time_ns(), error); tracing.
         self.observer: Callable[[ToolCall, int, int, BaseException | None], None] | None = None
 
@@ -101,30 +110,53 @@ class ToolRunner:
             return
         batch = ToolBatch(response_id=response_id, calls=calls)
         self._batches.append(batch)
-        pool = self._get_pool()
-        for call in calls:
-            try:
-                pool.submit(self._run, batch, call)
-            except RuntimeError:  # shut down: we are closing
+        with self._lock:
+            if self._stopped:  # we are closing
                 return
+            for call in calls:
+                self._jobs.put((batch, call))
+                self._threads = [t for t in self._threads if t.is_alive()]
+                if len(self._threads) < self._workers:
+                    worker = threading.Thread(
+                        target=self._work,
+                        name=f"dashscope_rt-tool-{self._number}_{len(self._threads)}",
+                        daemon=True,
+                    )
+                    self._threads.append(worker)
+                    worker.start()
 
-    def _get_pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self._workers,
-                    thread_name_prefix=f"dashscope_rt-tool-{self._number}",
-                )
-            return self._pool
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            self._run(*job)
 
     def _run(self, batch: ToolBatch, call: ToolCall) -> None:
-        error: BaseException | None = None
+        declared = self.tools.get(call.name)
+        limit = declared.timeout if declared is not None and declared.timeout else None
+        limit = limit or self._timeout
         started = time.time_ns()
-        try:
-            output = self._invoke(call)
-        except Exception as exc:
-            error = exc
-            output = json.dumps({"error": f"{type(exc).__name__}: {exc}"}, ensure_ascii=False)
+        if limit is None:
+            output, error = self._attempt(call)
+        else:
+            box: list[tuple[str, BaseException | None]] = []
+            runner = threading.Thread(
+                target=lambda: box.append(self._attempt(call)),
+                name=f"{threading.current_thread().name}-call",
+                daemon=True,
+            )
+            runner.start()
+            runner.join(limit)
+            if box:
+                output, error = box[0]
+            else:
+                error = Timeout(
+                    f"the tool {call.name!r} did not return within {limit:g} s: the model was "
+                    "sent an error result (its thread runs on; it does not delay exit)"
+                )
+                text = f"the tool did not return within {limit:g} s"
+                output = json.dumps({"error": text}, ensure_ascii=False)
         if self.observer is not None:
             self.observer(call, started, time.time_ns(), error)
 
@@ -136,6 +168,14 @@ class ToolRunner:
             self._on_result(error)
 
         self._call_soon(done)
+
+    def _attempt(self, call: ToolCall) -> tuple[str, BaseException | None]:
+        """(JSON result, None), or (an error result, the exception) if the tool raised."""
+        try:
+            return self._invoke(call), None
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            return json.dumps({"error": text}, ensure_ascii=False), exc
 
     def _invoke(self, call: ToolCall) -> str:
         declared = self.tools.get(call.name)
@@ -169,7 +209,16 @@ class ToolRunner:
         self._batches = []
 
     def shutdown(self) -> None:
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        """Drop the calls not started yet and let idle workers end (running tools run on)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            while True:
+                try:
+                    self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+            for _ in self._threads:
+                self._jobs.put(None)
+            self._threads = []

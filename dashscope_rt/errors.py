@@ -17,9 +17,16 @@
     │   │   ├── ConnectionRefused      nothing listens at that address
     │   │   ├── TLSError               certificate or TLS handshake failure
     │   │   ├── ConnectTimeout         (also a Timeout) no answer within the connect timeout
+    │   │   ├── ProxyError             the HTTP proxy refused the tunnel (status)
+    │   │   │   └── ProxyAuthenticationError  HTTP 407: the proxy wants (other) credentials
     │   │   └── HandshakeError         the server answered the upgrade with an HTTP error
-    │   │       └── AuthenticationError  HTTP 401/403: bad key, or a key of another region
+    │   │       ├── AuthenticationError  HTTP 401/403: bad key, or a key of another region
+    │   │       └── TooManyRequests    (also RateLimited) HTTP 429
     │   └── ConnectionClosed           the socket closed (code, reason, by_server)
+    │       ├── FrameTooLarge          the server sent a frame or message over the size limit
+    │       ├── ReceiveBacklogFull     the handlers fell further behind than the receive bound
+    │       └── QuotaExceeded          (also RateLimited) the server closed for a quota
+    ├── RateLimited                    rate limit or quota; ``retry_after`` when the server said
     ├── Timeout (TimeoutError)         a blocking call ran out of time
     │   └── NoSpeechHeard              voice detection heard no speech in streamed audio
     ├── ProtocolError                  a frame that is not a valid protocol message
@@ -43,6 +50,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionClosed",
     "ConnectionRefused",
+    "FrameTooLarge",
     "HandshakeError",
     "InvalidInput",
     "InvalidType",
@@ -50,12 +58,18 @@ __all__ = [
     "NameResolutionError",
     "NoSpeechHeard",
     "ProtocolError",
+    "ProxyAuthenticationError",
+    "ProxyError",
+    "QuotaExceeded",
+    "RateLimited",
     "RealtimeError",
+    "ReceiveBacklogFull",
     "SendBacklogFull",
     "ServerError",
     "SessionClosed",
     "TLSError",
     "Timeout",
+    "TooManyRequests",
     "ToolArgumentsError",
     "TransportError",
     "UnknownName",
@@ -217,6 +231,47 @@ class AuthenticationError(HandshakeError):
         self.region = region
 
 
+class RateLimited(RealtimeError):
+    """The service refused for a rate limit or a quota.
+
+    ``retry_after`` is the number of seconds the server asked to wait, or None if it did not say.
+    Catch this to handle both :class:`TooManyRequests` (HTTP 429 at the handshake) and
+    :class:`QuotaExceeded` (the server closed the session for a quota).
+    """
+
+    retry_after: float | None = None
+
+
+class TooManyRequests(HandshakeError, RateLimited):
+    """HTTP 429 at the handshake: too many sessions or requests. ``retry_after`` in seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        status: int = 429,
+        body: str = "",
+        headers: dict[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, url=url, status=status, body=body, headers=headers)
+        self.retry_after = retry_after
+
+
+class ProxyError(ConnectError):
+    """The HTTP proxy did not open the tunnel (``status`` is its answer to CONNECT)."""
+
+    def __init__(self, message: str, *, url: str = "", proxy: str = "", status: int = 0) -> None:
+        super().__init__(message, url=url)
+        self.proxy = proxy
+        self.status = status
+
+
+class ProxyAuthenticationError(ProxyError):
+    """HTTP 407 from the proxy: it wants credentials (``http://user:password@host:port``)."""
+
+
 class ConnectionClosed(TransportError):
     """The WebSocket closed. ``by_server`` is False when this side closed it."""
 
@@ -231,6 +286,51 @@ class ConnectionClosed(TransportError):
         self.code = code
         self.reason = reason
         self.by_server = by_server
+
+
+class FrameTooLarge(ConnectionClosed):
+    """The server sent a frame (or a fragmented message) over ``max_frame_bytes``.
+
+    The SDK closed the connection with code 1009 without reading it; ``size`` is what the frame
+    declared and ``limit`` the configured maximum. Everything received before it was delivered.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            1009,
+            f"the server sent a message of {size} bytes, over max_frame_bytes={limit} "
+            "(raise the limit if such messages are expected)",
+            by_server=False,
+        )
+        self.size = size
+        self.limit = limit
+
+
+class ReceiveBacklogFull(ConnectionClosed):
+    """Received events waiting for the handlers passed ``receive_backlog_bytes``.
+
+    A handler is slower than what the server sends. The SDK closed the connection (code 1008);
+    every event received before was still given to the handlers, in order. ``backlog`` is the
+    size of the waiting events in bytes, ``limit`` the bound.
+    """
+
+    def __init__(self, backlog: int, limit: int) -> None:
+        super().__init__(
+            1008,
+            f"the handlers fell {backlog} bytes of events behind, over receive_backlog_bytes="
+            f"{limit}: a handler is too slow for what the server sends (move slow work to "
+            "another thread)",
+            by_server=False,
+        )
+        self.backlog = backlog
+        self.limit = limit
+
+
+class QuotaExceeded(ConnectionClosed, RateLimited):
+    """The server closed the session because a quota ran out (e.g. the free tier is used up).
+
+    ``reason`` is the server's text; ``retry_after`` is None (the server gives no time).
+    """
 
 
 class ProtocolError(RealtimeError):

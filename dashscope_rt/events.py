@@ -168,15 +168,56 @@ class ErrorDetail(WireObject):
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> ErrorDetail:
-        """Build from the wire dict (tolerant)."""
+        """Build from the wire dict (tolerant: the text survives whatever its shape)."""
+        inner = d.get("error")
+        nested = inner if type(inner) is dict else {}
         return cls(
-            type=_str(d.get("type")),
-            code=_str(d.get("code")),
-            message=_str(d.get("message")),
-            param=_str(d.get("param")),
+            type=_either(_str(d.get("type")), _str(nested.get("type"))),
+            code=_either(_code(d.get("code")), _code(nested.get("code"))),
+            message=_message(d),
+            param=_either(_str(d.get("param")), _str(nested.get("param"))),
             event_id=_str(d.get("event_id")),
             raw=d,
         )
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> ErrorDetail:
+        """The ``error`` of an event: an object, a bare string, or absent (then the event's own
+        ``message``/``code`` fields)."""
+        v = event.get("error")
+        if type(v) is dict:
+            return cls.from_wire(v)
+        if v is None:
+            return cls.from_wire({k: event[k] for k in ("code", "message", "param") if k in event})
+        return cls.from_wire({"message": v})
+
+
+def _either(value: str | None, fallback: str | None) -> str | None:
+    """``value`` unless it is missing (an empty string is kept: the wire said so)."""
+    return value if value is not None else fallback
+
+
+def _code(v: Any) -> str | None:
+    if type(v) is str:
+        return v
+    return str(v) if type(v) is int else None
+
+
+def _message(d: Mapping[str, Any], depth: int = 0) -> str | None:
+    """The human text of an error object, looked for in ``message``, ``msg``, ``detail`` and a
+    nested ``error``; a value that is not a string is kept as JSON."""
+    for key in ("message", "msg", "detail", "error"):
+        v = d.get(key)
+        if v is None or v == "":
+            continue
+        if type(v) is str:
+            return v
+        if type(v) is dict and depth < 4:
+            found = _message(v, depth + 1)
+            if found is not None:
+                return found
+        return json.dumps(v, ensure_ascii=False, default=str)
+    return "" if d.get("message") == "" else None
 
 
 @attrs.frozen(kw_only=True)
@@ -874,10 +915,6 @@ def _ids(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _error(v: Any) -> ErrorDetail:
-    return ErrorDetail.from_wire(v) if type(v) is dict else ErrorDetail()
-
-
 def _session(v: Any) -> SessionInfo:
     return SessionInfo.from_wire(v) if type(v) is dict else SessionInfo()
 
@@ -949,7 +986,7 @@ assert len(_slot_set) == 7, "update _new_audio_delta when ResponseAudioDelta cha
 
 _BUILDERS: dict[str, _Builder] = {
     "error": lambda d: ErrorEvent(
-        event_id=_str(d.get("event_id")), error=_error(d.get("error")), raw=d
+        event_id=_str(d.get("event_id")), error=ErrorDetail.from_event(d), raw=d
     ),
     "session.created": lambda d: SessionCreated(
         event_id=_str(d.get("event_id")), session=_session(d.get("session")), raw=d
@@ -1012,7 +1049,7 @@ _BUILDERS: dict[str, _Builder] = {
             event_id=_str(d.get("event_id")),
             item_id=_str(d.get("item_id")),
             content_index=_int(d.get("content_index")),
-            error=_error(d.get("error")),
+            error=ErrorDetail.from_event(d),
             raw=d,
         )
     ),

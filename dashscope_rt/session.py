@@ -39,7 +39,13 @@ from .pricing import CostMeter, as_price_table
 from .reply import HistoryEntry, Reply, TurnMetrics
 from .telemetry import make_tracer
 from .tools import Tool, as_tools
-from .transport import build_url, redact_url
+from .transport import (
+    DEFAULT_MAX_FRAME_BYTES,
+    ProxySetting,
+    build_url,
+    proxy_secrets,
+    redact_url,
+)
 
 __all__ = ["Session"]
 
@@ -65,6 +71,35 @@ class _Secret(str):
 
     def __repr__(self) -> str:
         return "'***'"
+
+
+def _close_abandoned(engine_ref: weakref.ref[Engine]) -> None:
+    """Close the engine of a Session nobody references any more (its threads keep it alive)."""
+    engine = engine_ref()
+    if engine is not None:
+        engine.close(1000, "", 1.0)
+
+
+def _check_limits(
+    max_frame_bytes: int, receive_backlog_bytes: int, tool_timeout: float | None
+) -> None:
+    for name, value in (
+        ("max_frame_bytes", max_frame_bytes),
+        ("receive_backlog_bytes", receive_backlog_bytes),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1024:
+            raise InvalidInput(f"{name} must be an int of at least 1024 bytes, got {value!r}")
+    if receive_backlog_bytes < max_frame_bytes:
+        raise InvalidInput(
+            f"receive_backlog_bytes ({receive_backlog_bytes}) must be at least max_frame_bytes "
+            f"({max_frame_bytes}), or one large message could never be handled"
+        )
+    if tool_timeout is not None and not (
+        isinstance(tool_timeout, (int, float)) and not isinstance(tool_timeout, bool)
+    ):
+        raise InvalidType(f"tool_timeout must be a number of seconds or None, got {tool_timeout!r}")
+    if tool_timeout is not None and tool_timeout <= 0:
+        raise InvalidInput(f"tool_timeout must be > 0 seconds or None, got {tool_timeout!r}")
 
 
 class Session(HandlerRegistration):
@@ -98,12 +133,20 @@ class Session(HandlerRegistration):
     wire dicts. ``ping_interval``: ping when nothing was received for that long (None: never);
     no answer within ``ping_timeout`` ends the connection (1006). ``close_timeout`` bounds the
     closing handshake and each thread join. ``reconnect``: a :class:`ReconnectPolicy` (off by
-    default). ``ca_file``/``ssl_context``: TLS trust (verified by default). ``record_to``: a
-    directory for a WAV of what was sent, a WAV of what came back and a JSONL event log.
-    ``send_backlog_bytes``: queued-but-unsent limit, beyond which sends raise
-    :class:`~dashscope_rt.errors.SendBacklogFull`. ``expiry_warning``: seconds before the
-    120-minute cap to emit :class:`~dashscope_rt.events.SessionExpiring`. Threads are daemons
-    named ``dashscope_rt-{reader,dispatch,sender,tool}-N``.
+    default). ``ca_file``/``ssl_context``: TLS trust (verified by default). ``proxy``: an
+    ``http://[user:password@]host:port`` proxy, ``False`` for none, or None to take
+    ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY`` from the environment; loopback hosts are never
+    proxied. ``record_to``: a directory for a WAV of what was sent, a WAV of what came back and a
+    JSONL event log. ``send_backlog_bytes``: queued-but-unsent limit, beyond which sends raise
+    :class:`~dashscope_rt.errors.SendBacklogFull`. ``receive_backlog_bytes``: received events
+    waiting for the handlers, beyond which the session closes with
+    :class:`~dashscope_rt.errors.ReceiveBacklogFull` (everything before it is still handled).
+    ``max_frame_bytes``: the largest message accepted from the server
+    (:class:`~dashscope_rt.errors.FrameTooLarge`). ``tool_timeout``: seconds a tool may run
+    before the model gets an error result instead (a tool's own ``timeout`` wins; None: no
+    limit). ``expiry_warning``: seconds before the 120-minute cap to emit
+    :class:`~dashscope_rt.events.SessionExpiring`. Threads are daemons named
+    ``dashscope_rt-{reader,dispatch,sender,tool}-N``: none of them delays the interpreter's exit.
 
     **Production.** ``max_history``: history lines (and metrics) kept, None for all.
     ``history``: an earlier transcript (``export_history()`` JSON or entries) to continue;
@@ -137,10 +180,14 @@ class Session(HandlerRegistration):
         handler_errors: str = "log",
         ca_file: str | None = None,
         ssl_context: Any = None,
+        proxy: ProxySetting = None,
         record_to: str | os.PathLike[str] | None = None,
         send_backlog_bytes: int = 32 * 1024 * 1024,
+        receive_backlog_bytes: int = 64 * 1024 * 1024,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         expiry_warning: float = 300.0,
         tool_workers: int = 4,
+        tool_timeout: float | None = None,
         max_history: int | None = 200,
         history: Any = None,
         context_chars: int = 4000,
@@ -163,6 +210,9 @@ class Session(HandlerRegistration):
             raise InvalidInput(f"handler_errors must be 'log' or 'raise', got {handler_errors!r}")
         if ping_interval is not None and ping_interval <= 0:
             raise InvalidInput(f"ping_interval must be > 0 or None, got {ping_interval!r}")
+        _check_limits(max_frame_bytes, receive_backlog_bytes, tool_timeout)
+        if proxy is not None and proxy is not False:
+            proxy_secrets(proxy)  # refuses a URL that is not http://[user:password@]host:port
         _check_production_options(context_chars, rollover, max_duration, budget_action)
         try:
             full_url = build_url(info.name, region=region, url=url)
@@ -192,10 +242,14 @@ class Session(HandlerRegistration):
             handler_errors=handler_errors,
             ca_file=ca_file,
             ssl_context=ssl_context,
+            proxy=proxy,
+            max_frame_bytes=max_frame_bytes,
             send_backlog_bytes=send_backlog_bytes,
+            receive_backlog_bytes=receive_backlog_bytes,
             record_to=os.fspath(record_to) if record_to is not None else None,
             expiry_warning=expiry_warning,
             tool_workers=tool_workers,
+            tool_timeout=tool_timeout,
         )
         self._engine.settings.wire_session()  # refuse what the model cannot do now, not at connect
         self._setup_production(
@@ -205,7 +259,10 @@ class Session(HandlerRegistration):
         self._engine.link.rollover_lead = rollover
         self._engine.budget_ends_session = budget_action == "end"
         self._asker = Asker(self._engine)
-        self._finalizer = weakref.finalize(self, self._engine.close, 1000, "", 1.0)
+        # Weakly: the error that ended a session holds, in its traceback, the frame of the
+        # wait() that raised it, and so this Session; a strong reference from the finalizer
+        # registry would keep every such session (and all it received) alive for ever.
+        self._finalizer = weakref.finalize(self, _close_abandoned, weakref.ref(self._engine))
 
     def _setup_production(
         self,
@@ -248,10 +305,21 @@ class Session(HandlerRegistration):
         """Open the connection and apply the config; returns when the session is usable.
 
         Waits for ``session.created``, sends ``session.update`` (config and tools) and waits for
-        ``session.updated``. Raises :class:`~dashscope_rt.errors.AuthenticationError` (401/403,
-        naming the region), ``ConnectTimeout``, ``ConnectionRefused``, ``NameResolutionError``,
-        ``TLSError``, ``HandshakeError`` or the server's ``ServerError``; no thread is left
-        running after a failure.
+        ``session.updated``, all within ``connect_timeout`` however slowly the server answers.
+        No thread and no socket are left after a failure. Raises (all from
+        :mod:`dashscope_rt.errors`):
+
+        * ``ConnectTimeout`` — no ``session.updated`` within ``connect_timeout``;
+        * ``NameResolutionError``, ``ConnectionRefused``, ``TLSError``, or another
+          ``ConnectError`` — the endpoint could not be reached;
+        * ``ProxyAuthenticationError`` (HTTP 407) or ``ProxyError`` — the proxy refused;
+        * ``AuthenticationError`` (401/403, naming the region), ``TooManyRequests`` (429, with
+          ``retry_after``) or ``HandshakeError`` — the server refused the upgrade;
+        * ``ServerError`` (``fatal``) — an ``error`` event during the setup;
+        * ``ConnectionClosed`` — the server closed, or broke the framing (1002), during the
+          setup; ``QuotaExceeded`` and ``FrameTooLarge`` are kinds of it;
+        * ``SessionClosed`` — this session was connected before, or closed meanwhile;
+        * ``InvalidInput`` — the proxy from the environment is not an ``http://`` URL.
         """
         self._engine.connect()
         return self

@@ -51,6 +51,15 @@ def _check_name(_inst: object, _attr: object, value: str) -> None:
         )
 
 
+def _check_timeout(_inst: object, _attr: object, value: float | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise InvalidInput(
+            f"a tool's timeout must be a number of seconds > 0 or None, got {value!r}"
+        )
+
+
 def _check_parameters(_inst: object, _attr: object, value: Mapping[str, Any]) -> None:
     if not isinstance(value, Mapping):
         raise InvalidInput(
@@ -84,7 +93,9 @@ class Tool:
     """A function the model may call.
 
     ``parameters`` is a JSON schema of type ``object``; ``fn`` (optional) is what
-    :meth:`invoke` runs. A ``Tool`` is callable and forwards to ``fn``.
+    :meth:`invoke` runs. A ``Tool`` is callable and forwards to ``fn``. ``timeout``: seconds
+    the session lets ``fn`` run before it sends the model an error result instead (None: the
+    session's ``tool_timeout``).
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -93,6 +104,7 @@ class Tool:
         factory=_empty_parameters, validator=_check_parameters, hash=False
     )
     fn: Callable[..., Any] | None = attrs.field(default=None, eq=False, repr=False)
+    timeout: float | None = attrs.field(default=None, validator=_check_timeout)
 
     def to_wire(self) -> dict[str, Any]:
         """The declaration as sent in ``session.update`` ``tools`` (chat-completions shape)."""
@@ -602,10 +614,13 @@ def tool_from_function(
     name: str | None = None,
     description: str | None = None,
     parameters: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> Tool:
     """Declare ``fn`` as a tool: schema from its signature and hints, texts from its docstring."""
     if isinstance(fn, Tool):
         changes: dict[str, Any] = {}
+        if timeout is not None:
+            changes["timeout"] = timeout
         if name is not None:
             changes["name"] = name
         if description is not None:
@@ -630,6 +645,7 @@ def tool_from_function(
         description=summary if description is None else description,
         parameters=dict(parameters),
         fn=fn,
+        timeout=timeout,
     )
 
 
@@ -644,6 +660,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     parameters: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -653,14 +670,17 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     parameters: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Decorator: ``@tool`` or ``@tool(name=..., description=..., parameters=...)``.
+    """Decorator: ``@tool`` or ``@tool(name=..., description=..., parameters=..., timeout=...)``.
 
     The decorated name becomes a :class:`Tool`, which stays callable like the function.
     """
 
     def wrap(f: Callable[..., Any]) -> Tool:
-        return tool_from_function(f, name=name, description=description, parameters=parameters)
+        return tool_from_function(
+            f, name=name, description=description, parameters=parameters, timeout=timeout
+        )
 
     if fn is None:
         return wrap

@@ -1,17 +1,19 @@
 """The WebSocket connection: URL, handshake errors, one send lock, frames in, close.
 
-A thin wrapper over websocket-client's low-level :class:`websocket.WebSocket` (never
-``WebSocketApp``, which swallows exceptions raised in callbacks). It knows nothing of the
-protocol's events: it moves text frames and maps every failure to :mod:`dashscope_rt.errors`.
+:func:`~dashscope_rt._dial.dial` opens the connection (TCP, proxy, TLS and the HTTP upgrade under
+one deadline); frames are the SDK's own (:mod:`dashscope_rt._frames`). This module knows nothing of
+the protocol's events: it moves messages and maps every failure to :mod:`dashscope_rt.errors`.
 
-Receiving tolerates what the real service sends and websocket-client rejects: a close frame
-whose reason is longer than the 125 bytes RFC 6455 allows (protocol.md §9.3).
+Receiving tolerates what the real service sends and strict clients reject: a close frame whose
+reason is longer than the 125 bytes RFC 6455 allows (protocol.md §9.3). Everything received passes
+through the session's :class:`~dashscope_rt._redact.Redactor`, so a reflected key goes no further.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import ssl
 import struct
@@ -19,26 +21,31 @@ import sys
 import threading
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
 
-import websocket
-from websocket import ABNF
-
-from .errors import (
-    AuthenticationError,
-    ConnectError,
-    ConnectionClosed,
-    ConnectionRefused,
-    ConnectTimeout,
-    HandshakeError,
-    NameResolutionError,
-    TLSError,
+from ._dial import ProxySetting, dial, pick_proxy, proxy_secrets, redact_url
+from ._frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    BadFrame,
+    FrameReader,
+    encode_frame,
 )
+from ._redact import Redactor
+from .errors import ConnectionClosed, FrameTooLarge, QuotaExceeded
 
 __all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "OP_BINARY",
+    "OP_PONG",
+    "OP_TEXT",
     "REGION_URLS",
+    "ProxySetting",
     "Transport",
     "build_url",
+    "proxy_secrets",
     "redact_url",
 ]
 
@@ -50,8 +57,9 @@ REGION_URLS: Mapping[str, str] = {
 }
 """Endpoint per region: ``cn`` is Beijing, ``intl`` is Singapore. API keys are region-bound."""
 
-_REGION_NAMES = {"cn": "China (Beijing)", "intl": "International (Singapore)"}
-_SECRET_QUERY_KEYS = ("api_key", "apikey", "key", "token", "access_token", "authorization")
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""The largest message accepted from the server by default (audio deltas are tens of KB)."""
+
 if sys.platform.startswith("linux"):
     import fcntl
     import termios
@@ -61,21 +69,9 @@ else:  # elsewhere every frame goes through the sender thread
     _SIOCOUTQ = None
 
 _ABNORMAL = 1006
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
-class _Frame(ABNF):
-    """An outgoing frame masked with numpy: about 3x cheaper than websocket-client's big-int
-    XOR for the ~4 KB audio appends that are most of the uplink."""
-
-    def _get_masked(self, mask_key: str | bytes) -> bytes:
-        import numpy as np  # here, not at import: `import dashscope_rt` stays light
-
-        key = mask_key.encode("latin-1") if isinstance(mask_key, str) else mask_key
-        data = self.data if isinstance(self.data, bytes) else self.data.encode("latin-1")
-        n = len(data)
-        pad = np.frombuffer(key * (n // 4 + 1), dtype=np.uint8, count=n)
-        return key + np.bitwise_xor(np.frombuffer(data, dtype=np.uint8), pad).tobytes()
+# The service closes with a generic code (1007) when a quota runs out; only the reason tells
+# (protocol.md §9.3: "The free tier of the model has been exhausted", AllocationQuota.*).
+_QUOTA_REASON = re.compile(r"quota|free tier|exhausted", re.IGNORECASE)
 
 
 def build_url(model: str, *, region: str = "cn", url: str | None = None) -> str:
@@ -95,54 +91,23 @@ def build_url(model: str, *, region: str = "cn", url: str | None = None) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
-def redact_url(url: str) -> str:
-    """``url`` with user info and secret-looking query values masked, for messages and logs."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = [
-        (k, "***" if k.lower() in _SECRET_QUERY_KEYS else v)
-        for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urllib.parse.urlunsplit(
-        parts._replace(netloc=netloc, query=urllib.parse.urlencode(query, safe="*"))
-    )
-
-
-def _where(url: str, region: str | None) -> str:
-    host = urllib.parse.urlsplit(url).hostname or "?"
-    if region in _REGION_NAMES:
-        return f"{host} (region {region!r}, {_REGION_NAMES[region]})"
-    return host
-
-
-def _sslopt(ca_file: str | None, ssl_context: ssl.SSLContext | None) -> dict[str, Any]:
-    if ssl_context is not None:
-        return {"context": ssl_context}
-    opt: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True}
-    if ca_file is not None:
-        opt["ca_certs"] = ca_file
-    return opt
-
-
-def _decode_body(body: Any) -> str:
-    if isinstance(body, bytes):
-        return body.decode("utf-8", "replace")
-    return "" if body is None else str(body)
-
-
 class Transport:
     """One open WebSocket. ``send_*``, :meth:`ping` and :meth:`close` are thread-safe.
 
     :meth:`recv` must be called from one thread only (the session's reader).
     """
 
-    def __init__(self, ws: websocket.WebSocket, url: str) -> None:
-        self._ws = ws
+    def __init__(
+        self,
+        sock: socket.socket,
+        url: str,
+        *,
+        redactor: Redactor | None = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        self._sock = sock
+        self._reader = FrameReader(sock, max_frame_bytes)
+        self._redactor = redactor or Redactor()
         self.url = redact_url(url)
         self._lock = threading.Lock()
         self._close_sent = False
@@ -166,60 +131,37 @@ class Transport:
         region: str | None = None,
         ca_file: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: ProxySetting = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> Transport:
-        """Open the connection, or raise the :class:`~dashscope_rt.errors.ConnectError` that fits.
+        """Open the connection within ``timeout`` seconds overall, or raise the
+        :class:`~dashscope_rt.errors.ConnectError` that fits.
 
-        ``headers`` may hold the key; it appears in no message. Redirects are not followed, so the
-        ``Authorization`` header never reaches another host.
+        ``headers`` may hold the key; it appears in no message, nor does anything the server or
+        a proxy sends back. Redirects are not followed, so the ``Authorization`` header never
+        reaches another host. ``proxy``: an ``http://[user:password@]host:port`` URL, False for
+        none, None (default) for ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY`` from the
+        environment; loopback hosts are never proxied.
         """
-        safe_url = redact_url(url)
-        ws = websocket.WebSocket(
-            sslopt=_sslopt(ca_file, ssl_context),
-            enable_multithread=True,
-            skip_utf8_validation=True,
+        proxy_url = pick_proxy(url, proxy)
+        redactor = Redactor.from_headers(headers, extra=proxy_secrets(proxy_url))
+        sock = dial(
+            url,
+            headers=headers,
+            timeout=timeout,
+            redactor=redactor,
+            region=region,
+            ca_file=ca_file,
+            ssl_context=ssl_context,
+            proxy=proxy_url,
         )
-        header_list = [f"{k}: {v}" for k, v in headers.items()]
-        try:
-            ws.connect(url, header=header_list, timeout=timeout, redirect_limit=0)  # type: ignore[no-untyped-call]
-        except websocket.WebSocketBadStatusException as exc:
-            _close_quietly(ws)
-            status = int(exc.status_code)
-            body = _decode_body(exc.resp_body)
-            resp_headers = {str(k): str(v) for k, v in (exc.resp_headers or {}).items()}
-            if status in (401, 403):
-                raise AuthenticationError(
-                    f"HTTP {status} at the handshake with {_where(url, region)}: the API key was "
-                    "refused. Keys are region-bound: check that this key belongs to that region "
-                    "(or pass region=/url=)",
-                    url=safe_url,
-                    status=status,
-                    body=body,
-                    headers=resp_headers,
-                    region=region,
-                ) from None
-            raise HandshakeError(
-                f"HTTP {status} at the handshake with {safe_url}: {body[:200]}",
-                url=safe_url,
-                status=status,
-                body=body,
-                headers=resp_headers,
-            ) from None
-        except Exception as exc:
-            _close_quietly(ws)
-            raise _connect_error(exc, safe_url) from exc
-        response = ws.handshake_response
-        if response is not None and response.status in _REDIRECTS:
-            # websocket-client < 1.9.2 (the last release for Python 3.9) reports a redirect
-            # it did not follow as a successful connect.
-            _close_quietly(ws)
-            raise _connect_error(websocket.WebSocketException("Redirect not followed"), safe_url)
-        return cls(ws, url)
+        return cls(sock, url, redactor=redactor, max_frame_bytes=max_frame_bytes)
 
     # -- sending -------------------------------------------------------------------------------
 
     def send_text(self, text: str) -> None:
         """Send one text frame (thread-safe). Raises ConnectionClosed if the socket is gone."""
-        self._send(text.encode("utf-8"), ABNF.OPCODE_TEXT)
+        self._send(OP_TEXT, text.encode("utf-8"))
 
     def try_send_text(self, text: str) -> bool:
         """Send one text frame on this thread if that cannot block; False: nothing was sent.
@@ -228,86 +170,89 @@ class Transport:
         the whole frame (:func:`_room_for`), so the write returns at once. A failed write also
         returns False: the caller queues the frame, and the sender meets the error.
         """
-        data = text.encode("utf-8")
         if self._closed or self._close_sent or not self._lock.acquire(blocking=False):
             return False
         try:
-            sock = self._ws.sock
-            if sock is None or not _room_for(sock, len(data) + _FRAME_SLACK):
+            frame = encode_frame(OP_TEXT, text.encode("utf-8"))
+            if not _room_for(self._sock, len(frame) + _TLS_SLACK):
                 return False
-            self._ws.send_frame(_Frame(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, data))
+            self._sock.sendall(frame)
             return True
-        except (OSError, websocket.WebSocketException, ValueError):
+        except (OSError, ValueError):
             return False
         finally:
             self._lock.release()
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a ping frame (thread-safe)."""
-        self._send(payload, ABNF.OPCODE_PING)
+        self._send(OP_PING, payload)
 
-    def _send(self, data: bytes, opcode: int) -> None:
+    def _send(self, opcode: int, data: bytes) -> None:
         if self._closed or self._close_sent:
             raise ConnectionClosed(self.close_code, self.close_reason, by_server=False)
+        frame = encode_frame(opcode, data)
         try:
             with self._lock:
-                self._ws.send_frame(_Frame(1, 0, 0, 0, opcode, 1, data))
-        except (OSError, websocket.WebSocketException) as exc:
+                self._sock.sendall(frame)
+        except OSError as exc:
             raise ConnectionClosed(_ABNORMAL, f"send failed: {exc}", by_server=True) from exc
 
     # -- receiving -----------------------------------------------------------------------------
 
     def settimeout(self, timeout: float | None) -> None:
         """Timeout of the blocking :meth:`recv` (and of a stuck send)."""
-        sock = self._ws.sock
-        if sock is not None:
-            sock.settimeout(timeout)
+        with contextlib.suppress(OSError):
+            self._sock.settimeout(timeout)
 
-    def recv(self) -> tuple[int, bytes] | None:
-        """Next data or pong frame as ``(opcode, payload)``; None when the recv timeout expired.
+    def recv(self, until: float | None = None) -> tuple[int, bytes] | None:
+        """Next message (text or binary) or pong as ``(opcode, payload)``; None on a timeout.
+
+        ``until`` (a ``time.monotonic()`` value) is a deadline that holds however slowly the
+        bytes of a frame arrive; it leaves the socket's timeout changed.
 
         Pings are answered here. A close frame, EOF or socket error raises
-        :class:`~dashscope_rt.errors.ConnectionClosed`.
+        :class:`~dashscope_rt.errors.ConnectionClosed`; a message over ``max_frame_bytes``
+        raises :class:`~dashscope_rt.errors.FrameTooLarge` (after closing with 1009), broken
+        framing a ConnectionClosed with code 1002.
         """
-        ws = self._ws
         while True:
             try:
-                frame = _recv_frame(ws.frame_buffer)
-            except websocket.WebSocketTimeoutException:
-                return None
+                opcode, data = self._reader.read(until)
             except TimeoutError:
                 return None
-            except (OSError, websocket.WebSocketException, struct.error) as exc:
+            except FrameTooLarge as exc:
+                self.fail(1009, "message too big")
+                raise exc from None
+            except BadFrame as exc:
+                self.fail(1002, "protocol error")
+                reason = f"protocol violation: {exc}"
+                raise ConnectionClosed(1002, reason, by_server=False) from None
+            except (OSError, EOFError, ValueError) as exc:
                 self._closed = True
                 if self.close_code is not None:
                     raise ConnectionClosed(
                         self.close_code, self.close_reason, by_server=False
                     ) from None
                 raise ConnectionClosed(_ABNORMAL, _eof_reason(exc), by_server=True) from None
-            op = frame.opcode
-            if op in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT):
-                ws.cont_frame.validate(frame)
-                ws.cont_frame.add(frame)
-                if ws.cont_frame.is_fire(frame):
-                    opcode, full = ws.cont_frame.extract(frame)
-                    return int(opcode), bytes(full.data)
-            elif op == ABNF.OPCODE_PING:
+            if opcode in (OP_TEXT, OP_BINARY):
+                return opcode, self._redactor.data(data)
+            if opcode == OP_PING:
                 try:
                     with self._lock:
-                        ws.pong(frame.data)
-                except (OSError, websocket.WebSocketException):
+                        self._sock.sendall(encode_frame(OP_PONG, data))
+                except OSError:
                     log.debug("could not answer a ping")
-            elif op == ABNF.OPCODE_PONG:
-                return int(op), bytes(frame.data)
-            elif op == ABNF.OPCODE_CLOSE:
-                self._on_close_frame(bytes(frame.data))
+            elif opcode == OP_PONG:
+                return opcode, data
+            elif opcode == OP_CLOSE:
+                self._on_close_frame(data)
 
     def _on_close_frame(self, data: bytes) -> None:
         code: int | None = 1005
         reason = ""
         if len(data) >= 2:
             code = struct.unpack("!H", data[:2])[0]
-            reason = data[2:].decode("utf-8", "replace")
+            reason = self._redactor.text(data[2:].decode("utf-8", "replace"))
         by_server = not self._close_sent
         if by_server:
             self.close_code, self.close_reason = code, reason
@@ -315,14 +260,27 @@ class Transport:
             try:
                 with self._lock:
                     self._close_sent = True
-                    self._ws.send(struct.pack("!H", echo), ABNF.OPCODE_CLOSE)
-            except (OSError, websocket.WebSocketException):
+                    self._sock.sendall(encode_frame(OP_CLOSE, struct.pack("!H", echo)))
+            except OSError:
                 pass
         else:
             code, reason = self.close_code, self.close_reason
         self._closed = True
-        self._shutdown()
+        self.abort()
+        if by_server and _QUOTA_REASON.search(reason):
+            raise QuotaExceeded(code, reason, by_server=True)
         raise ConnectionClosed(code, reason, by_server=by_server)
+
+    def fail(self, code: int, reason: str) -> None:
+        """Send a close frame with ``code`` and shut the socket down at once, without waiting
+        for the echo (for a peer that broke the protocol or cannot be kept up with)."""
+        with contextlib.suppress(OSError), self._lock:
+            if not self._close_sent:
+                self._close_sent = True
+                payload = struct.pack("!H", code) + reason.encode()
+                self._sock.sendall(encode_frame(OP_CLOSE, payload))
+        self.close_code, self.close_reason = code, reason
+        self.abort()
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -342,31 +300,24 @@ class Transport:
                     return
                 self._close_sent = True
                 self.close_code, self.close_reason = code, reason
-                self._ws.send(payload, ABNF.OPCODE_CLOSE)
-        except (OSError, websocket.WebSocketException):
+                self._sock.sendall(encode_frame(OP_CLOSE, payload))
+        except OSError:
             self.abort()
 
     def abort(self) -> None:
         """Shut the socket down now; a blocked :meth:`recv` returns with ConnectionClosed."""
         self._closed = True
-        sock = self._ws.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def _shutdown(self) -> None:
-        self.abort()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
 
     def release(self) -> None:
         """Free the socket (after the reader has stopped)."""
         self._closed = True
-        try:
-            self._ws.shutdown()  # type: ignore[no-untyped-call]
-        except Exception:  # pragma: no cover - best effort
-            log.debug("socket shutdown failed", exc_info=True)
+        with contextlib.suppress(OSError):
+            self._sock.close()
 
 
-_FRAME_SLACK = 256  # frame header, mask key, a TLS record's overhead
+_TLS_SLACK = 256  # a TLS record's header and tag, and then some
 
 
 def _room_for(sock: socket.socket, nbytes: int) -> bool:
@@ -391,61 +342,6 @@ def _valid_close_code(code: int) -> bool:
 
 
 def _eof_reason(exc: BaseException) -> str:
-    if isinstance(exc, websocket.WebSocketConnectionClosedException):
+    if isinstance(exc, EOFError):
         return "connection lost (no close frame)"
     return f"connection lost: {type(exc).__name__}: {exc}"
-
-
-def _recv_frame(fb: Any) -> Any:
-    """``frame_buffer.recv_frame`` that accepts over-long close frames.
-
-    Mirrors websocket-client's ``frame_buffer.recv_frame``; its state survives a recv timeout,
-    so a partly received frame resumes on the next call.
-    """
-    if fb.needs_header():
-        fb.recv_header()
-    fin, rsv1, rsv2, rsv3, opcode, has_mask, _ = fb.header
-    if fb.needs_length():
-        fb.recv_length()
-    length = fb.length
-    if fb.needs_mask():
-        fb.recv_mask()
-    mask_value = fb.mask_value
-    payload = fb.recv_strict(length)
-    if has_mask:
-        payload = ABNF.mask(mask_value, payload)
-    fb.clear()
-    frame = ABNF(fin, rsv1, rsv2, rsv3, opcode, has_mask, payload)
-    if opcode != ABNF.OPCODE_CLOSE or len(payload) < 126:
-        frame.validate(skip_utf8_validation=True)
-    return frame
-
-
-def _close_quietly(ws: websocket.WebSocket) -> None:
-    with contextlib.suppress(Exception):
-        ws.shutdown()  # type: ignore[no-untyped-call]
-
-
-def _connect_error(exc: BaseException, url: str) -> ConnectError:
-    host = urllib.parse.urlsplit(url).netloc or url
-    cause = f"{type(exc).__name__}: {exc}"
-    err: ConnectError | None = None
-    if isinstance(exc, (websocket.WebSocketAddressException, socket.gaierror)):
-        err = NameResolutionError(f"cannot resolve the host of {url} ({cause})", url=url)
-    elif isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
-        err = TLSError(f"TLS failed with {host}: {cause}", url=url)
-    elif isinstance(exc, ConnectionRefusedError):
-        err = ConnectionRefused(f"connection refused by {host} (nothing listening?)", url=url)
-    elif isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError)):
-        err = ConnectTimeout(f"no answer from {host} within the connect timeout ({cause})", url=url)
-    elif isinstance(exc, websocket.WebSocketException) and "Redirect" in str(exc):
-        err = HandshakeError(
-            f"{host} answered the handshake with a redirect; redirects are not followed so that "
-            "the API key is never sent to another host: pass the final URL as url=",
-            url=url,
-        )
-    elif isinstance(exc, OSError) and exc.errno is not None and "unreach" in str(exc).lower():
-        err = ConnectionRefused(f"{host} is unreachable ({cause})", url=url)
-    else:
-        err = ConnectError(f"cannot connect to {url}: {cause}", url=url)
-    return err

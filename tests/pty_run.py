@@ -7,6 +7,8 @@ import pty
 import re
 import select
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 
@@ -16,14 +18,28 @@ class PtyProcess:
     Ctrl+C sends SIGINT as it would for a user)."""
 
     def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str) -> None:
-        pid, fd = pty.fork()
-        if pid == 0:  # the child
-            try:
-                os.chdir(cwd)
-                os.execvpe(argv[0], list(argv), dict(env))
-            finally:
-                os._exit(127)
-        self.pid, self.fd = pid, fd
+        # Not pty.fork(): forking a multi-threaded pytest process can deadlock the child (Python
+        # 3.13 warns). subprocess forks safely in C; the child starts a new session, and a small
+        # trampoline opens the terminal by name, which makes it the controlling terminal.
+        fd, slave = pty.openpty()
+        trampoline = (
+            "import os, sys; t = os.open(sys.argv[1], os.O_RDWR); "
+            "[os.dup2(t, n) for n in (0, 1, 2)]; os.close(t); "
+            "os.execvpe(sys.argv[2], sys.argv[2:], os.environ)"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", trampoline, os.ttyname(slave), *argv],
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        # The parent keeps the terminal open until the child is reaped: closed earlier, the
+        # master could read EIO before the child has opened it.
+        self.pid, self.fd, self._slave = proc.pid, fd, slave
+        self._proc = proc
         self.output = ""
         self.returncode: int | None = None
 
@@ -72,10 +88,14 @@ class PtyProcess:
                     if not select.select([self.fd], [], [], 0)[0]:
                         break
                 self.returncode = os.waitstatus_to_exitcode(status)
+                self._proc.returncode = self.returncode  # reaped here, not by Popen
                 os.close(self.fd)
+                os.close(self._slave)
                 return self.returncode
             self._read(0.05)
         os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
+        _, status = os.waitpid(self.pid, 0)
+        self._proc.returncode = os.waitstatus_to_exitcode(status)
         os.close(self.fd)
+        os.close(self._slave)
         raise AssertionError(f"still running after {timeout} s; output:\n{self.output}")

@@ -271,7 +271,7 @@ def test_missing_and_wrong_typed_fields_read_as_none() -> None:
     e = _decode('{"type":"response.done","response":{"output":[1,{"type":"message"}],"usage":7}}')
     assert len(e.response.output) == 1 and e.response.usage is None
     e = _decode('{"type":"error","error":"boom"}')
-    assert e.error.message is None
+    assert e.error.message == "boom"  # issue #12: the text of a string error is kept
     e = _decode('{"type":"response.audio.delta","event_id":"x"}')
     assert e.audio == b"" and e.event_id == "x"
     e = _decode('{"type":"session.updated","session":{"temperature":true,"top_k":1.5}}')

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import ssl
 import struct
@@ -11,9 +9,11 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from hostile_servers import Hostile, frame
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dashscope_rt._frames import FrameReader, encode_frame
 from dashscope_rt.errors import (
     AuthenticationError,
     ConnectionClosed,
@@ -55,70 +55,19 @@ def test_redact_url_hides_secrets(secret: str) -> None:
 # -- a raw WebSocket server for frame-level tests ----------------------------------------------
 
 
-class RawServer:
-    """Accepts one client, completes the handshake, then runs ``script(conn)``."""
+class RawServer(Hostile):
+    """Accepts a client, completes the handshake, then runs ``script(conn)``."""
 
     def __init__(self, script: Callable[[socket.socket], None]) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1)
-        self.port = self.sock.getsockname()[1]
-        self.script = script
-        self.received: list[tuple[int, bytes]] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        def run(conn: socket.socket) -> None:
+            self.upgrade(conn)
+            script(conn)
 
-    def _run(self) -> None:
-        conn, _ = self.sock.accept()
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(4096)
-            key = ""
-            for line in data.decode().split("\r\n"):
-                if line.lower().startswith("sec-websocket-key:"):
-                    key = line.split(":", 1)[1].strip()
-            accept = base64.b64encode(
-                hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
-            ).decode()
-            conn.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
-            )
-            self.script(conn)
-
-    def read_frame(self, conn: socket.socket) -> tuple[int, bytes]:
-        head = _recv_exact(conn, 2)
-        opcode, n = head[0] & 0x0F, head[1] & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", _recv_exact(conn, 2))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", _recv_exact(conn, 8))[0]
-        mask = _recv_exact(conn, 4)
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(_recv_exact(conn, n)))
-        self.received.append((opcode, payload))
-        return opcode, payload
+        super().__init__(run)
 
     def close(self) -> None:
-        self.thread.join(5)
-        self.sock.close()
-
-
-def _recv_exact(conn: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("eof")
-        buf += chunk
-    return buf
-
-
-def frame(opcode: int, payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        return bytes([0x80 | opcode, n]) + payload
-    return bytes([0x80 | opcode, 126]) + struct.pack("!H", n) + payload
+        self.done.wait(5)
+        self.stop()
 
 
 @pytest.mark.timeout(10)
@@ -314,13 +263,53 @@ def test_tls_verified_by_default_and_custom_ca(tmp_path: object) -> None:
         t.join(5)
 
 
-@given(data=st.binary(max_size=9000), key=st.binary(min_size=4, max_size=4))
-def test_fast_masked_frame_is_byte_identical_to_websocket_client(data: bytes, key: bytes) -> None:
+@given(
+    data=st.binary(max_size=70000),
+    key=st.binary(min_size=4, max_size=4),
+    opcode=st.sampled_from([0x1, 0x2, 0x8, 0x9, 0xA]),
+)
+def test_our_frames_are_byte_identical_to_websocket_client(
+    data: bytes, key: bytes, opcode: int
+) -> None:
     from websocket import ABNF
 
-    from dashscope_rt.transport import _Frame
+    stock = ABNF(1, 0, 0, 0, opcode, 1, data)
+    stock.get_mask_key = lambda n: key
+    assert encode_frame(opcode, data, key) == stock.format()
 
-    ours = _Frame(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, data)
-    stock = ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, data)
-    ours.get_mask_key = stock.get_mask_key = lambda n: key
-    assert ours.format() == stock.format()
+
+@given(
+    messages=st.lists(
+        st.tuples(st.sampled_from([0x1, 0x2]), st.binary(max_size=3000), st.integers(1, 4)),
+        min_size=1,
+        max_size=6,
+    ),
+    chunk=st.integers(1, 700),
+)
+def test_frame_reader_reassembles_whatever_the_fragments_and_chunks(
+    messages: list[tuple[int, bytes, int]], chunk: int
+) -> None:
+    """Messages cut into fragments, with pings between, arriving ``chunk`` bytes at a time."""
+    wire = b""
+    for opcode, data, parts in messages:
+        cuts = [len(data) * i // parts for i in range(parts + 1)]
+        for i in range(parts):
+            piece = data[cuts[i] : cuts[i + 1]]
+            wire += frame(opcode if i == 0 else 0x0, piece, fin=i == parts - 1)
+            if i == 0:
+                wire += frame(0x9, b"between")
+    a, b = socket.socketpair()
+
+    def write() -> None:
+        for i in range(0, len(wire), chunk):
+            b.sendall(wire[i : i + chunk])
+
+    with a, b:
+        a.settimeout(5)
+        writer = threading.Thread(target=write)
+        writer.start()
+        reader = FrameReader(a, max_bytes=1 << 20)
+        got = [reader.read() for _ in range(2 * len(messages))]
+        writer.join(5)
+    assert [m for m in got if m[0] != 0x9] == [(op, data) for op, data, _ in messages]
+    assert [m for m in got if m[0] == 0x9] == [(0x9, b"between")] * len(messages)
