@@ -384,13 +384,15 @@ class Engine:
 
     def _dispatch_one(self, t: float, obj: Any) -> None:
         if type(obj) is _AUDIO_DELTA and self.link.close_deadline is None:
-            # The bulk of the traffic: no bookkeeping to do, and no waiter to wake (an audio
-            # delta never makes the conversation idle) unless notices come.
+            # The bulk of the traffic: of the bookkeeping only the player's part, and no waiter
+            # to wake (an audio delta never makes the conversation idle) unless notices come.
             self._last_error = None
             with self._conv_lock:
                 notices = self.conv.receive(obj, now=t)
                 if notices:
                     self.conv_cv.notify_all()
+            if self.playback is not None:
+                self.playback.feed(obj)
             self.dispatcher.emit(obj, t, wire=True)
             for notice in notices:
                 self._notice(notice, t)
@@ -416,7 +418,11 @@ class Engine:
             self._server_error_event(obj)
 
     def _account(self, obj: Any) -> None:
-        """Session bookkeeping, done before any user code sees ``obj``."""
+        """Session bookkeeping, done before any user code sees ``obj``.
+
+        Audio deltas do not come here (the fast branch of :meth:`_dispatch_one`): what concerns
+        them must be done there too.
+        """
         if self.playback is not None:
             self.playback.feed(obj)
         if isinstance(obj, ev.SessionCreated):
