@@ -45,6 +45,7 @@ from .errors import (
     UnknownName,
     UnsupportedByModel,
     UsageError,
+    VoiceNotSupported,
 )
 from .models import ModelInfo, get_model
 from .pricing import Price, PriceTable
@@ -114,6 +115,7 @@ __all__ = [
     "UnknownName",
     "UnsupportedByModel",
     "UsageError",
+    "VoiceNotSupported",
     "__version__",
     "get_model",
     "tool",

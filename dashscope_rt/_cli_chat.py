@@ -74,7 +74,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--voice", help="voice, e.g. Cherry (default: the model's)")
     p.add_argument("--instructions", help="system instructions")
     p.add_argument("--region", choices=("cn", "intl"), help="cn = Beijing, intl = Singapore")
-    p.add_argument("--workspace", help="workspace id (X-DashScope-WorkSpace)")
+    p.add_argument("--workspace", help="workspace id: connect to its own host (qwen3.8 needs one)")
     p.add_argument("--url", help="endpoint instead of the region's, e.g. a local simulator")
     p.add_argument(
         "--speed",
@@ -274,6 +274,8 @@ class ChatClient:
         self._wire(session)
         s = self.settings
         where = s.url or {"cn": "Beijing (cn)", "intl": "Singapore (intl)"}.get(s.region, s.region)
+        if s.workspace and not s.url:
+            where = f"workspace {s.workspace} in {where}"
         key = f"key {mask_key(s.api_key)} from {s.key_source}" if s.api_key else "no key"
         self.con.line(self.con.dim(f"connecting to {where} · {self.model} · {key}"))
         try:
@@ -377,9 +379,14 @@ class ChatClient:
         return str(out)
 
     def _check(self) -> Any:
+        from .errors import VoiceNotSupported
+
         session = self.session
         if session is None or session.closed:
             info = session.close_info if session is not None else None
+            if info is not None and isinstance(info.error, VoiceNotSupported):
+                self.voice = None  # the next session starts with the model's default voice
+                raise self._explain(info.error)
             why = f": {info.error or info.reason or info.code}" if info is not None else ""
             raise CliError(f"the session is closed{why}", EXIT_ERROR)
         return session

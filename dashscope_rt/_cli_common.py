@@ -119,6 +119,11 @@ def explain(exc: BaseException, *, region: str | None, url: str | None) -> CliEr
         return CliError(_handshake_message(exc, where), EXIT_ERROR)
     if isinstance(exc, (errors.ConnectError, errors.ConnectionClosed)):
         return CliError(f"connection problem with {where}: {exc}", EXIT_NETWORK)
+    if isinstance(exc, errors.VoiceNotSupported):
+        return CliError(
+            f"{exc.message} (choose another with --voice NAME, or /voice NAME at the prompt)",
+            EXIT_USAGE,
+        )
     if isinstance(exc, errors.ServerError):
         return CliError(f"the service answered with an error: {exc}", EXIT_ERROR)
     if isinstance(exc, errors.InvalidInput):

@@ -32,12 +32,14 @@ from typing import Any, TypeVar
 from . import events as ev
 from ._dispatch import Dispatcher
 from ._handshake import server_error
+from ._legacy import LegacyReplies
 from ._link import Link, LinkLost, ReconnectPolicy, State
 from ._playback import PlaybackLink
 from ._sdk_events import Closed, Reconnected, Reconnecting, RolledOver, SessionExpiring
 from ._settings import SessionSettings
 from ._tool_runner import ToolRunner
 from ._uplink import Uplink
+from ._voice_refusal import voice_refusal
 from ._waiters import Waiters
 from .config import SessionConfig
 from .conversation import (
@@ -113,6 +115,7 @@ class Engine:
         self.closed_event = threading.Event()
         self.close_info: Closed | None = None
         self._last_error: ServerError | None = None
+        self._legacy = LegacyReplies()
         self._recorder: LogWriter | None = None
         self.playback: PlaybackLink | None = None
 
@@ -189,7 +192,12 @@ class Engine:
         detail = ""
         if closed is not None and closed.code is not None:
             detail = f" (code {closed.code}{': ' + closed.reason if closed.reason else ''})"
-        self.link.check_open(detail)
+        try:
+            self.link.check_open(detail)
+        except SessionClosed as exc:
+            if self.fatal is not None:
+                raise SessionClosed(f"{exc} (it ended with: {self.fatal})") from self.fatal
+            raise
 
     def on_dispatcher(self) -> bool:
         return self.dispatcher.on_dispatcher()
@@ -235,9 +243,12 @@ class Engine:
                 )
                 self.link.wire_log.recorder = self._recorder
             self.link.connect()
-        except BaseException:
+        except BaseException as exc:
             self._close_recorder()
             self.closed_event.set()
+            refused = voice_refusal(exc, self.model)
+            if refused is not None:
+                raise refused from exc
             raise
         self.dispatcher.start()
         log.debug("session %s connected to %s", self.settings.session_id, self.url)
@@ -286,6 +297,8 @@ class Engine:
                 self.fatal = self._last_error
             elif not user_closed and closed.code not in (1000, 1005):
                 self.fatal = closed
+        server_said = self.fatal or (closed if closed.by_server else None)
+        self.fatal = voice_refusal(server_said, self.model) or self.fatal
         if closed.by_server:
             log.info("session %s closed by the server: %s", self.settings.session_id, closed)
         info = Closed(
@@ -412,10 +425,15 @@ class Engine:
             self.conv_cv.notify_all()
         self._account(obj)
         self.dispatcher.emit(obj, t, wire=True)
+        if isinstance(obj, ev.ErrorEvent) and self._voice_refused(obj):
+            return
         for notice in notices:
             self._notice(notice, t)
         if isinstance(obj, ev.ErrorEvent):
             self._server_error_event(obj)
+        elif isinstance(obj, ev.LegacyChoices):  # its audio and text reach the usual handlers
+            for typed in self._legacy.events(obj, spoken=self.settings.speaks()):
+                self._dispatch_one(t, typed)
 
     def _account(self, obj: Any) -> None:
         """Session bookkeeping, done before any user code sees ``obj``.
@@ -438,6 +456,19 @@ class Engine:
             self.uplink.committed()
         elif isinstance(obj, ev.SessionFinished):
             self.waiters.finished()
+
+    def _voice_refused(self, event: ev.ErrorEvent) -> bool:
+        """A refused voice ends the session at once: the connection does not recover from it
+        (docs/protocol.md §9.2), so nothing waits for an answer or a close that may not come."""
+        refused = voice_refusal(server_error(event, fatal=True), self.model)
+        if refused is None:
+            return False
+        if self.fatal is None:
+            self.fatal = refused
+        self.waiters.fail_all(refused)
+        self.dispatcher.report_error(refused)
+        self.close_async(1000, "voice not supported")
+        return True
 
     def _server_error_event(self, event: ev.ErrorEvent) -> None:
         # Reported at once as recoverable; _finish marks it fatal if the server then closes.

@@ -1,17 +1,21 @@
-"""Registering handlers: the ``on_*`` decorators of :class:`~dashscope_rt.Session`, typed.
+"""Registering handlers: the typed ``on_*`` decorators of ``Session`` and ``AsyncSession``.
 
 Each decorator takes a callable of its event's type and returns it unchanged, so that a type
-checker catches ``ev.nonexistent`` in a handler. Handlers run on the dispatcher thread
-(see :mod:`dashscope_rt._dispatch`).
+checker catches ``ev.nonexistent`` in a handler. :class:`HandlerMethods` holds the decorators
+once for both session classes; each class supplies where a handler goes. A ``Session``'s
+handlers run on its dispatcher thread (see :mod:`dashscope_rt._dispatch`), an
+``AsyncSession``'s on its event loop.
 """
 
 from __future__ import annotations
 
+import abc
 import inspect
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import events as ev
+from ._dispatch import check_callable
 from .errors import BlockingCallInHandler, InvalidType
 from .events import Closed, SessionEvent
 from .reply import Reply, ToolCall
@@ -19,7 +23,7 @@ from .reply import Reply, ToolCall
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["HandlerRegistration"]
+__all__ = ["HandlerMethods", "HandlerRegistration"]
 
 E = TypeVar("E")
 R = TypeVar("R")
@@ -36,10 +40,32 @@ def _positional_params(fn: Callable[..., Any]) -> int:
     return sum(1 for p in params if p.kind in kinds)
 
 
-class HandlerRegistration:
-    """The handler methods of a session (a base class of :class:`~dashscope_rt.Session`)."""
+class HandlerMethods(abc.ABC):
+    """The handler methods of a session, typed (a base of ``Session`` and ``AsyncSession``).
 
-    _engine: Engine
+    Handlers run one at a time, in arrival order. A subclass says where they go by
+    implementing the four ``_add_handler``, ``_remove_handlers``, ``_add_error_handler`` and
+    ``_set_tool_handler`` hooks.
+    """
+
+    @abc.abstractmethod
+    def _add_handler(
+        self, event: str | type[Any], fn: Callable[[Any], Any], orig: Any = None
+    ) -> None:
+        """Call ``fn`` for each ``event`` (``"*"``: every event); ``orig`` is what
+        ``off()`` knows it by when ``fn`` wraps the user's function."""
+
+    @abc.abstractmethod
+    def _remove_handlers(self, event: str | type[Any] | None, fn: Any) -> int:
+        """Remove the handlers of ``event`` (None: any), of ``fn`` (None: any); a count."""
+
+    @abc.abstractmethod
+    def _add_error_handler(self, fn: Callable[[Exception], Any]) -> None:
+        """Call ``fn(exc)`` for each error reported."""
+
+    @abc.abstractmethod
+    def _set_tool_handler(self, fn: Callable[[ToolCall], Any]) -> None:
+        """Answer the tool calls that no declared tool covers with ``fn(call)``."""
 
     @overload
     def on(self, event: type[E]) -> Callable[[Callable[[E], R]], Callable[[E], R]]: ...
@@ -61,14 +87,16 @@ class HandlerRegistration:
             raise InvalidType(f"event must be a wire type string or a class, got {event!r}")
 
         def register(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
-            self._engine.dispatcher.add(event, f)
+            check_callable(f)
+            self._add_handler(event, f)
             return f
 
         return register if fn is None else register(fn)
 
     def on_event(self, fn: Callable[[SessionEvent], R]) -> Callable[[SessionEvent], R]:
         """Call ``fn(ev)`` for every server event and every SDK event (Closed, Reconnecting...)."""
-        self._engine.dispatcher.add("*", fn)
+        check_callable(fn)
+        self._add_handler("*", fn)
         return fn
 
     def off(self, event: str | type[Any] | Callable[..., Any] | None = None, fn: Any = None) -> int:
@@ -76,12 +104,11 @@ class HandlerRegistration:
 
         ``off()`` removes every handler.
         """
-        if event is not None and not isinstance(event, (str, type)) and fn is None:
-            fn, event = event, None
-        removed = self._engine.dispatcher.remove(event, fn)
-        if event is None or event == "tool_call":
-            removed += self._engine.tools.remove_handler(fn)
-        return removed
+        if event is None or isinstance(event, (str, type)):
+            return self._remove_handlers(event, fn)
+        if fn is None:
+            return self._remove_handlers(None, event)
+        raise InvalidType(f"off(event, fn): event must be a wire type or a class, got {event!r}")
 
     def on_audio_delta(
         self, fn: Callable[[ev.ResponseAudioDelta], R]
@@ -129,14 +156,14 @@ class HandlerRegistration:
         The result (a string, or anything JSON-serialisable) is sent to the model; when every
         call of the response has its result, one ``response.create`` follows.
         """
-        if not callable(fn):
-            raise InvalidType(f"a handler must be callable, got {fn!r}")
-        self._engine.tools.set_handler(fn)
+        check_callable(fn)
+        self._set_tool_handler(fn)
         return fn
 
     def on_error(self, fn: Callable[[Exception], R]) -> Callable[[Exception], R]:
         """``fn(exc)`` for handler and tool exceptions, malformed frames and server errors."""
-        self._engine.dispatcher.add_error_handler(fn)  # type: ignore[arg-type]
+        check_callable(fn)
+        self._add_error_handler(fn)
         return fn
 
     @overload
@@ -147,7 +174,7 @@ class HandlerRegistration:
     ) -> Callable[[int | None, str, bool], R]: ...
 
     def on_close(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Call ``fn`` once when the session ends, on the dispatcher thread.
+        """Call ``fn`` once when the session ends, after every other handler.
 
         ``fn(closed)`` with a :class:`~dashscope_rt.events.Closed` (``code``, ``reason``,
         ``by_server`` and ``error``, the error that ended the session), or
@@ -158,10 +185,34 @@ class HandlerRegistration:
             def three(c: Closed) -> Any:
                 return fn(c.code, c.reason, c.by_server)
 
-            self._engine.dispatcher.add(Closed, three, orig=fn)
+            self._add_handler(Closed, three, orig=fn)
         else:
-            self._engine.dispatcher.add(Closed, fn)
+            check_callable(fn)
+            self._add_handler(Closed, fn)
         return fn
+
+
+class HandlerRegistration(HandlerMethods):
+    """:class:`HandlerMethods` on a ``Session``'s dispatcher, and its pull-style ``events()``."""
+
+    _engine: Engine
+
+    def _add_handler(
+        self, event: str | type[Any], fn: Callable[[Any], Any], orig: Any = None
+    ) -> None:
+        self._engine.dispatcher.add(event, fn, orig)
+
+    def _remove_handlers(self, event: str | type[Any] | None, fn: Any) -> int:
+        removed = self._engine.dispatcher.remove(event, fn)
+        if event is None or event == "tool_call":
+            removed += self._engine.tools.remove_handler(fn)
+        return removed
+
+    def _add_error_handler(self, fn: Callable[[Exception], Any]) -> None:
+        self._engine.dispatcher.add_error_handler(fn)  # type: ignore[arg-type]
+
+    def _set_tool_handler(self, fn: Callable[[ToolCall], Any]) -> None:
+        self._engine.tools.set_handler(fn)
 
     def events(
         self, timeout: float | None = None, *, maxsize: int = 4096

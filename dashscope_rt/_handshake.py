@@ -37,14 +37,15 @@ def binary_frame_error(data: bytes) -> ProtocolError:
 
 
 def server_error(event: ev.ErrorEvent, *, fatal: bool) -> ServerError:
-    """The :class:`ServerError` for an ``error`` event."""
+    """The :class:`ServerError` for an ``error`` event (empty ids and codes, as the service
+    sends them, become None: docs/protocol.md §4.1)."""
     d = event.error
     return ServerError(
         d.message or "server error",
         type=d.type or "",
-        code=d.code,
-        param=d.param,
-        event_id=d.event_id,
+        code=d.code or None,
+        param=d.param or None,
+        event_id=d.event_id or None,
         fatal=fatal,
     )
 

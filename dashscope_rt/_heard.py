@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["heard_prefix", "played_by_clock_ms"]
+__all__ = ["PlaybackClock", "heard_prefix", "played_by_clock_ms"]
 
 _CJK_START = 0x2E80
 
@@ -12,6 +12,35 @@ def played_by_clock_ms(audio_ms: float, playback_end: float, now: float) -> floa
     (monotonic seconds) and ran in real time without gaps."""
     remaining_ms = max(0.0, playback_end - now) * 1000.0
     return min(audio_ms, max(0.0, audio_ms - remaining_ms))
+
+
+class PlaybackClock:
+    """When the reply audio received so far ends, for a player that started at its first chunk
+    and plays in real time: the estimate used when no player reports what it played."""
+
+    def __init__(self) -> None:
+        self.end = 0.0
+        self.response_id: str | None = None
+
+    def received(self, response_id: str | None, nbytes: int, rate: int, now: float) -> None:
+        """``nbytes`` of PCM16 at ``rate`` arrived at ``now`` for ``response_id``."""
+        if rate > 0:
+            self.end = max(self.end, now) + (nbytes // 2) / rate
+            self.response_id = response_id
+
+    def playing(self, now: float) -> bool:
+        return now < self.end
+
+    def stop(self, now: float) -> None:
+        """Playback was cut at ``now``."""
+        self.end = min(self.end, now)
+
+    def played_ms(self, response_id: str | None, nbytes: int, rate: int, now: float) -> float:
+        """Milliseconds of a reply's ``nbytes`` played by ``now``."""
+        audio_ms = (nbytes // 2) * 1000.0 / rate if rate > 0 else 0.0
+        if response_id != self.response_id:
+            return 0.0 if nbytes == 0 else audio_ms
+        return played_by_clock_ms(audio_ms, self.end, now)
 
 
 def heard_prefix(text: str, played_ms: float, audio_ms: float) -> str:

@@ -30,6 +30,7 @@ from . import events as ev
 from . import limits
 from ._handshake import Dialer, WireLog, binary_frame_error
 from ._sdk_events import Reconnected, Reconnecting, RolledOver, SessionExpiring
+from ._voice_refusal import refused_voice
 from .errors import (
     ConnectionClosed,
     HandshakeError,
@@ -77,10 +78,11 @@ class ReconnectPolicy:
         """Whether a connection that ended with ``exc`` may be redialled.
 
         Close codes per ``recoverable_codes``; a failed redial is retried on network errors and
-        HTTP 5xx/408, never on 401/403 (key) or other 4xx such as 429 (rate limit or quota).
+        HTTP 5xx/408, never on 401/403 (key) or other 4xx such as 429 (rate limit or quota),
+        nor after a refused voice (a new connection would be refused the same way).
         """
         if isinstance(exc, ConnectionClosed):
-            return exc.code in self.recoverable_codes
+            return exc.code in self.recoverable_codes and refused_voice(exc.reason) is None
         if isinstance(exc, HandshakeError):
             return exc.status >= 500 or exc.status == 408
         return isinstance(exc, TransportError)
@@ -564,14 +566,13 @@ class Link:
         hand-off, no thread to wake: most of an append's cost at real-time pace), else queued.
         """
         tr = self.transport
+        log = (lambda: self.wire_log.sent(text, audio)) if self.wire_log.active else None
         if (
             tr is not None
             and self._up
             and self.state is State.OPEN
-            and self._outq.send_now(lambda: tr.try_send_text(text))
+            and self._outq.send_now(lambda: tr.try_send_text(text, before=log))
         ):
-            if self.wire_log.active:
-                self.wire_log.sent(text, audio)
             return
         self._outq.put(_Out(text, audio), len(text))
 
@@ -595,10 +596,16 @@ class Link:
                 if tr is not None and self._up:
                     tr.close(*self._close_args)
                 return
+            logged = False
             while True:
                 tr = self._wait_up()
                 if tr is None:
                     break  # the connection is gone for good: drop
+                if recording and not logged:
+                    # Logged before the write, so that the log never shows a reply before
+                    # its request (the reader may log the answer before this thread resumes).
+                    self.wire_log.sent(item.text, item.audio)
+                    logged = True
                 try:
                     tr.send_text(item.text)
                 except ConnectionClosed:
@@ -606,8 +613,6 @@ class Link:
                         if self.transport is tr and self.state is State.OPEN:
                             self._up = False  # until the reader decides
                     continue
-                if recording:
-                    self.wire_log.sent(item.text, item.audio)
                 break
             self._outq.done()
 

@@ -93,6 +93,14 @@ class SessionSettings:
     def output_rate(self) -> int:
         return self._config.output_rate(self.model)
 
+    def speaks(self) -> bool:
+        """Whether replies have audio: ``modalities`` as configured, else as the server says."""
+        mods = self._config.modalities
+        if mods is UNSET:
+            effective = self.effective
+            mods = effective.modalities if effective is not None else UNSET
+        return mods is UNSET or "audio" in mods
+
     def manual_mode(self) -> bool:
         """True when turn detection is off: as configured, else as the server reports it."""
         if self._config.turn_detection is not UNSET:

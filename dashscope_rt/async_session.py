@@ -22,13 +22,15 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ._handlers import _positional_params
+from ._handlers import HandlerMethods
 from ._sdk_events import Closed
+from ._session_send import SendMethods
+from ._session_view import StateProperties
 from .config import SessionConfig
 from .errors import RealtimeError, SessionClosed
-from .events import Response
+from .events import SessionEvent
 from .models import ModelInfo
-from .reply import HistoryEntry, Reply, TurnMetrics
+from .reply import Reply, ToolCall
 from .session import Session
 from .tools import Tool, as_tools
 
@@ -36,7 +38,6 @@ __all__ = ["AsyncSession"]
 
 log = logging.getLogger("dashscope_rt.async_session")
 
-F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 _STOP = object()
@@ -54,7 +55,7 @@ class _LoopBridge:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queue: asyncio.Queue[Any] | None = None
         self.pump: asyncio.Task[None] | None = None
-        self.error_handlers: list[Callable[[BaseException], Any]] = []
+        self.error_handlers: list[Callable[[Exception], Any]] = []
         self.closed: asyncio.Event | None = None
         self.session_closed = threading.Event()  # replaced by the engine's own event
 
@@ -100,7 +101,7 @@ class _LoopBridge:
             except Exception as exc:
                 await self.report(exc, fn)
 
-    async def report(self, exc: BaseException, fn: Any) -> None:
+    async def report(self, exc: Exception, fn: Any) -> None:
         """A handler on the loop raised: tell the ``on_error`` handlers, else log it."""
         if not self.error_handlers:
             log.error("handler %s raised", getattr(fn, "__qualname__", fn), exc_info=exc)
@@ -194,7 +195,7 @@ class _AskGate:
             return self.sent
 
 
-class AsyncSession:
+class AsyncSession(HandlerMethods, SendMethods, StateProperties):
     """A realtime session for asyncio; takes the same arguments as :class:`Session`.
 
     ::
@@ -220,7 +221,9 @@ class AsyncSession:
         if tools is not None:
             options["tools"] = [self._loop_tool(t) for t in as_tools(tools)]
         self._session = Session(model, **options)
-        self._bridge.session_closed = self._session._engine.closed_event
+        self._engine = self._session._engine  # what the shared methods work on
+        self._asker = self._session._asker
+        self._bridge.session_closed = self._engine.closed_event
         self._bridges: dict[Any, list[tuple[Any, Callable[[Any], None]]]] = {}
 
     def __repr__(self) -> str:
@@ -299,33 +302,21 @@ class AsyncSession:
         await asyncio.shield(_in_thread(self._bridge, self._session.end, timeout))
         await self.close()
 
-    # -- handlers ----------------------------------------------------------------------------------
+    # -- handlers (the typed on_* methods are HandlerMethods'; these hooks bring them here) -------
 
-    def on(self, event: str | type[Any], fn: F | None = None) -> Any:
-        """Call ``fn(ev)`` on the loop for each event of a wire type or class (see Session.on)."""
+    def _add_handler(
+        self, event: str | type[Any], fn: Callable[[Any], Any], orig: Any = None
+    ) -> None:
+        self._register(event, orig if orig is not None else fn, self._bridge.handler(fn))
 
-        def register(f: F) -> F:
-            self._register(event, f, self._bridge.handler(f))
-            return f
-
-        return register if fn is None else register(fn)
-
-    def _register(self, event: Any, fn: Any, bridge: Callable[[Any], None]) -> None:
+    def _register(self, event: Any, key: Any, bridge: Callable[[Any], Any]) -> None:
         if event == "*":
             self._session.on_event(bridge)
         else:
             self._session.on(event, bridge)
-        self._bridges.setdefault(fn, []).append((event, bridge))
+        self._bridges.setdefault(key, []).append((event, bridge))
 
-    def on_event(self, fn: F) -> F:
-        """``fn(ev)`` for every server event and every SDK event."""
-        self._register("*", fn, self._bridge.handler(fn))
-        return fn
-
-    def off(self, event: str | type[Any] | Callable[..., Any] | None = None, fn: Any = None) -> int:
-        """Unregister: ``off(fn)``, ``off("response.done")``, ``off(key, fn)``; returns a count."""
-        if event is not None and not isinstance(event, (str, type)) and fn is None:
-            fn, event = event, None
+    def _remove_handlers(self, event: str | type[Any] | None, fn: Any) -> int:
         removed = 0
         for key in [fn] if fn is not None else list(self._bridges):
             kept = []
@@ -342,72 +333,25 @@ class AsyncSession:
             self._bridge.error_handlers.remove(fn)
         return removed
 
-    def on_audio_delta(self, fn: F) -> F:
-        """``fn(ev)`` for each ``response.audio.delta`` (``ev.audio``: PCM16LE mono)."""
-        return self.on("response.audio.delta", fn)  # type: ignore[no-any-return]
-
-    def on_text_delta(self, fn: F) -> F:
-        """``fn(ev)`` for each ``response.text.delta``."""
-        return self.on("response.text.delta", fn)  # type: ignore[no-any-return]
-
-    def on_transcript_delta(self, fn: F) -> F:
-        """``fn(ev)`` for each ``response.audio_transcript.delta``."""
-        return self.on("response.audio_transcript.delta", fn)  # type: ignore[no-any-return]
-
-    def on_input_transcript(self, fn: F) -> F:
-        """``fn(ev)`` with the final transcript of the user's speech."""
-        key = "conversation.item.input_audio_transcription.completed"
-        return self.on(key, fn)  # type: ignore[no-any-return]
-
-    def on_speech_started(self, fn: F) -> F:
-        """``fn(ev)`` when the server VAD hears the user start."""
-        return self.on("input_audio_buffer.speech_started", fn)  # type: ignore[no-any-return]
-
-    def on_speech_stopped(self, fn: F) -> F:
-        """``fn(ev)`` when the server VAD hears the user stop."""
-        return self.on("input_audio_buffer.speech_stopped", fn)  # type: ignore[no-any-return]
-
-    def on_response_done(self, fn: F) -> F:
-        """``fn(reply)`` when a response ends, with the whole :class:`Reply`."""
-        return self.on(Reply, fn)  # type: ignore[no-any-return]
-
-    def on_error(self, fn: F) -> F:
-        """``fn(exc)`` for server errors, tool errors and exceptions of handlers."""
+    def _add_error_handler(self, fn: Callable[[Exception], Any]) -> None:
         self._bridge.error_handlers.append(fn)
         bridge = self._bridge.handler(fn)
         self._session.on_error(bridge)
         self._bridges.setdefault(fn, []).append(("error", bridge))
-        return fn
 
-    def on_close(self, fn: F) -> F:
-        """``fn(closed)`` or ``fn(code, reason, by_server)`` once, when the session ends."""
-        target: Callable[[Any], Any] = fn
-        if _positional_params(fn) >= 3:
-
-            def target(c: Closed) -> Any:
-                return fn(c.code, c.reason, c.by_server)
-
-        self._register(Closed, fn, self._bridge.handler(target))
-        return fn
-
-    def on_tool_call(self, fn: F) -> F:
-        """``fn(call) -> result`` for tool calls not covered by ``tools=``.
-
-        An ``async def`` runs on the loop; a plain function in the session's tool threads.
-        """
+    def _set_tool_handler(self, fn: Callable[[ToolCall], Any]) -> None:
+        """An ``async def`` runs on the loop; a plain function in the session's tool threads."""
+        target = fn
         if inspect.iscoroutinefunction(fn):
             bridge = self._bridge
 
-            def run_on_loop(call: Any) -> Any:
+            def target(call: ToolCall) -> Any:
                 return bridge.run_coroutine(fn(call))
 
-            self._session.on_tool_call(run_on_loop)
-            self._bridges.setdefault(fn, []).append(("tool_call", run_on_loop))
-        else:
-            self._session.on_tool_call(fn)
-        return fn
+        self._session.on_tool_call(target)
+        self._bridges.setdefault(fn, []).append(("tool_call", target))
 
-    async def events(self, *, maxsize: int = 4096) -> AsyncIterator[Any]:
+    async def events(self, *, maxsize: int = 4096) -> AsyncIterator[SessionEvent]:
         """Iterate over events as they arrive; ends after :class:`Closed`.
 
         Only events arriving while the iterator runs are seen; a consumer more than
@@ -416,10 +360,10 @@ class AsyncSession:
         if self._session.closed:
             return
         self._bridge.bind(asyncio.get_running_loop())
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        queue: asyncio.Queue[SessionEvent] = asyncio.Queue(maxsize)
         dropped = 0
 
-        def offer(obj: Any) -> None:
+        def offer(obj: SessionEvent) -> None:
             nonlocal dropped
             try:
                 queue.put_nowait(obj)
@@ -428,7 +372,7 @@ class AsyncSession:
                 if dropped in (1, 100, 10_000):
                     log.warning("events(): the consumer is too slow; %d events dropped", dropped)
 
-        def feed(obj: Any) -> None:
+        def feed(obj: SessionEvent) -> None:
             self._bridge.call_soon(offer, obj)
 
         self._session.on_event(feed)
@@ -441,39 +385,7 @@ class AsyncSession:
         finally:
             self._session.off(feed)
 
-    # -- sending (never blocks: encode and queue) --------------------------------------------------
-
-    def append_audio(self, data: Any, sample_rate: int | None = None, channels: int = 1) -> None:
-        """Queue audio (see :meth:`Session.append_audio`)."""
-        self._session.append_audio(data, sample_rate, channels)
-
-    def append_image(self, jpeg: bytes | bytearray | memoryview) -> None:
-        """Queue one JPEG frame (see :meth:`Session.append_image`)."""
-        self._session.append_image(jpeg)
-
-    def commit(self) -> str:
-        """Send the buffered input as one user turn; returns the event id."""
-        return self._session.commit()
-
-    def clear_audio(self) -> str:
-        """Drop the audio buffered locally and on the server."""
-        return self._session.clear_audio()
-
-    def create_response(self, instructions: str | None = None, **extra: Any) -> str:
-        """Ask the model to answer now (``response.create``)."""
-        return self._session.create_response(instructions, **extra)
-
-    def cancel_response(self) -> str:
-        """Stop the response in progress (``response.cancel``)."""
-        return self._session.cancel_response()
-
-    def send_text(self, text: str, *, respond: bool = True) -> str:
-        """Send a user text message (qwen3.5 models); with ``respond`` ask for the answer."""
-        return self._session.send_text(text, respond=respond)
-
-    def send_raw(self, event: Any) -> str:
-        """Send any client event as a dict."""
-        return self._session.send_raw(event)
+    # -- blocking calls, awaited (the send methods are SendMethods': they never block) -----------
 
     async def update(
         self, config: SessionConfig, *, wait: bool = True, timeout: float = 10.0
@@ -522,73 +434,51 @@ class AsyncSession:
             raise
         return reply
 
-    # -- state -------------------------------------------------------------------------------------
+    async def stream_audio(
+        self,
+        audio: Any,
+        *,
+        sample_rate: int | None = None,
+        channels: int = 1,
+        speed: float = 1.0,
+        timeout: float = 60.0,
+        no_speech_timeout: float = 4.0,
+        on_chunk: Callable[[Any, float], None] | None = None,
+    ) -> Reply:
+        """Stream a WAV file or array as one spoken turn at real-time pace; return the reply
+        (see :meth:`Session.stream_audio`). ``on_chunk`` runs in the thread that streams.
+
+        Cancelled, it stops sending, drops the half-sent turn on the server and cancels a
+        response in progress, as an interrupted ``Session.stream_audio`` does.
+        """
+        from .streaming import _stream_audio  # numpy and the audio package: on first use
+
+        self._bridge.bind(asyncio.get_running_loop())
+        stop = threading.Event()
+        future = _in_thread(
+            self._bridge,
+            _stream_audio,
+            self._session,
+            audio,
+            sample_rate,
+            channels,
+            speed,
+            timeout,
+            no_speech_timeout,
+            on_chunk,
+            stop,
+        )
+        try:
+            reply: Reply = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_consume)
+            stop.set()
+            raise
+        return reply
+
+    # -- state (the rest is StateProperties') ------------------------------------------------
 
     @property
     def session(self) -> Session:
         """The underlying threaded :class:`Session` (its handlers run on its own thread)."""
         return self._session
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return self._session.model_info
-
-    @property
-    def session_id(self) -> str | None:
-        return self._session.session_id
-
-    @property
-    def config(self) -> SessionConfig | None:
-        return self._session.config
-
-    @property
-    def tools(self) -> tuple[Tool, ...]:
-        return self._session.tools
-
-    @property
-    def state(self) -> str:
-        return self._session.state
-
-    @property
-    def closed(self) -> bool:
-        return self._session.closed
-
-    @property
-    def close_info(self) -> Closed | None:
-        return self._session.close_info
-
-    @property
-    def active_response(self) -> Response | None:
-        return self._session.active_response
-
-    @property
-    def history(self) -> tuple[HistoryEntry, ...]:
-        return self._session.history
-
-    def export_history(self, *, indent: int | None = None) -> str:
-        """The transcript as JSON (see :meth:`Session.export_history`)."""
-        return self._session.export_history(indent=indent)
-
-    @property
-    def total_cost(self) -> float | None:
-        return self._session.total_cost
-
-    @property
-    def metrics(self) -> tuple[TurnMetrics, ...]:
-        return self._session.metrics
-
-    @property
-    def last_reply(self) -> Reply | None:
-        return self._session.last_reply
-
-    @property
-    def input_rate(self) -> int:
-        return self._session.input_rate
-
-    @property
-    def output_rate(self) -> int:
-        return self._session.output_rate
-
-    @property
-    def send_backlog(self) -> int:
-        return self._session.send_backlog

@@ -149,10 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from . import _cli_chat, _cli_config, _cli_demo
+    from . import _cli_chat, _cli_config, _cli_demo, _cli_probe
 
     _cli_demo.add_parser(sub)
     _cli_chat.add_parser(sub)
+    _cli_probe.add_parser(sub)
     _add_simulate(sub)
     _cli_config.add_parser(sub)
     _cli_config.add_profile_everywhere(parser, sub)

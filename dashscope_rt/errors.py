@@ -31,6 +31,7 @@
     │   └── NoSpeechHeard              voice detection heard no speech in streamed audio
     ├── ProtocolError                  a frame that is not a valid protocol message
     ├── ServerError                    an ``error`` event from the service (type, code, param, ...)
+    │   └── VoiceNotSupported          the service refused the session's voice (names good ones)
     ├── AudioDeviceError               no usable sound device (none found, or it cannot be opened)
     ├── MissingExtra (ImportError)     an optional feature whose extra is not installed
     └── SessionClosed (RuntimeError)   the session is closed; nothing more can be sent
@@ -75,6 +76,7 @@ __all__ = [
     "UnknownName",
     "UnsupportedByModel",
     "UsageError",
+    "VoiceNotSupported",
 ]
 
 
@@ -377,6 +379,34 @@ class ServerError(RealtimeError):
         self.param = param
         self.event_id = event_id
         self.fatal = fatal
+
+
+class VoiceNotSupported(ServerError):
+    """The service refused the session's voice for this model.
+
+    The service accepts any voice in ``session.update`` and refuses it at the first response
+    (``Voice 'X' is not supported.``); the connection does not recover, so the session ends
+    with this error, however the refusal arrived (an ``error`` event or a close).
+    ``voice`` is the refused name, ``model`` the model, ``voices`` names known to work there.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        voice: str = "",
+        model: str = "",
+        voices: tuple[str, ...] = (),
+        type: str = "",
+        code: str | None = None,
+        param: str | None = None,
+        event_id: str | None = None,
+        fatal: bool = True,
+    ) -> None:
+        super().__init__(message, type=type, code=code, param=param, event_id=event_id, fatal=fatal)
+        self.voice = voice
+        self.model = model
+        self.voices = voices
 
 
 class AudioDeviceError(RealtimeError):

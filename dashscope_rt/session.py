@@ -19,32 +19,25 @@ from ._ask import Asker
 from ._endpoint import is_loopback, resolve_endpoint
 from ._engine import Engine
 from ._handlers import HandlerRegistration
+from ._hosts import region_key, workspace_endpoint
 from ._link import SESSION_CAP_S, ReconnectPolicy, State
-from ._playback import PlaybackLink, PlayerLike
+from ._session_send import SendMethods
+from ._session_view import StateProperties
 from ._version import __version__
 from .config import SessionConfig
 from .conversation import Conversation
-from .errors import (
-    BlockingCallInHandler,
-    InvalidInput,
-    InvalidType,
-    SessionClosed,
-    Timeout,
-    UnsupportedByModel,
-)
-from .events import Closed
-from .history import coerce_history, context_block, history_to_json
+from .errors import BlockingCallInHandler, InvalidInput, InvalidType, SessionClosed, Timeout
+from .history import coerce_history, context_block
 from .models import ModelInfo, get_model
 from .pricing import CostMeter, as_price_table
-from .reply import HistoryEntry, Reply, TurnMetrics
+from .reply import Reply
 from .telemetry import make_tracer
-from .tools import Tool, as_tools
+from .tools import as_tools
 from .transport import (
     DEFAULT_MAX_FRAME_BYTES,
     ProxySetting,
     build_url,
     proxy_secrets,
-    redact_url,
 )
 
 __all__ = ["Session"]
@@ -102,7 +95,7 @@ def _check_limits(
         raise InvalidInput(f"tool_timeout must be > 0 seconds or None, got {tool_timeout!r}")
 
 
-class Session(HandlerRegistration):
+class Session(HandlerRegistration, SendMethods, StateProperties):
     """A realtime session with a Qwen-Omni model.
 
     ::
@@ -113,7 +106,10 @@ class Session(HandlerRegistration):
 
     The key comes from ``api_key`` or ``$DASHSCOPE_API_KEY``; ``region`` is ``"cn"`` (Beijing)
     or ``"intl"`` (Singapore), or give the endpoint as ``url`` (default ``$DASHSCOPE_RT_URL``).
-    A loopback ``url`` (a local simulator) needs no key: without one none is sent.
+    A loopback ``url`` (a local simulator) needs no key: without one none is sent. With
+    ``workspace`` the session connects to that workspace's own host in the region (and sends
+    ``X-DashScope-WorkSpace``); a model that needs one (qwen3.8) is refused without it. An
+    explicit ``url`` always wins. :attr:`url` shows where it connects.
 
     **Threads.** Every public method is thread-safe and may be called from any thread, including
     from a handler, a tool or an audio callback. Send methods (``append_audio``, ``commit``,
@@ -128,7 +124,7 @@ class Session(HandlerRegistration):
     :class:`~dashscope_rt.errors.ServerError`; when the server closes the connection right after
     one, that error ended the session (``ServerError.fatal``) and :meth:`wait` raises it.
 
-    **Options.** ``workspace`` sends ``X-DashScope-WorkSpace``. ``tools`` takes plain functions
+    **Options.** ``tools`` takes plain functions
     (schema from type hints and docstring), :func:`~dashscope_rt.tools.tool`-decorated ones or
     wire dicts. ``ping_interval``: ping when nothing was received for that long (None: never);
     no answer within ``ping_timeout`` ends the connection (1006). ``close_timeout`` bounds the
@@ -214,8 +210,12 @@ class Session(HandlerRegistration):
         if proxy is not None and proxy is not False:
             proxy_secrets(proxy)  # refuses a URL that is not http://[user:password@]host:port
         _check_production_options(context_chars, rollover, max_duration, budget_action)
+        endpoint = url
+        if url is None:
+            region = region_key(region)
+            endpoint = workspace_endpoint(info, region=region, workspace=workspace)
         try:
-            full_url = build_url(info.name, region=region, url=url)
+            full_url = build_url(info.name, region=region, url=endpoint)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         headers: dict[str, str] = {"User-Agent": f"dashscope_rt/{__version__}"}
@@ -297,7 +297,7 @@ class Session(HandlerRegistration):
     def __repr__(self) -> str:
         e = self._engine
         sid = f" id={e.settings.session_id}" if e.settings.session_id else ""
-        return f"<Session {e.model.name} {e.state.value}{sid} url={redact_url(e.url)!r}>"
+        return f"<Session {e.model.name} {e.state.value}{sid} url={self.url!r}>"
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -358,7 +358,8 @@ class Session(HandlerRegistration):
         """Finish politely: ``session.finish`` where the model takes it, wait, then close.
 
         Waits for ``session.finished``, an ``error`` or the server's close, at most ``timeout``
-        seconds (not from a handler). Models known to reject ``session.finish`` are simply closed.
+        seconds (not from a handler). Models known to reject ``session.finish`` are simply
+        closed; models known to send no ``session.finished`` (qwen3.8) get it, then the close.
         """
         e = self._engine
         if e.state in (State.OPEN, State.RECONNECTING) and e.model.session_finish is not False:
@@ -370,73 +371,11 @@ class Session(HandlerRegistration):
             except SessionClosed:
                 pass
             else:
-                if not e.on_dispatcher():
+                if not e.on_dispatcher() and e.model.session_finished_ack is not False:
                     done.wait(timeout)
         self.close()
 
-    # -- sending -----------------------------------------------------------------------------------
-
-    def append_audio(
-        self,
-        data: Any,
-        sample_rate: int | None = None,
-        channels: int = 1,
-        *,
-        encoding: str = "pcm16",
-    ) -> None:
-        """Queue audio: bytes (PCM16LE), memoryview, or an int16/float32 ndarray.
-
-        It is resampled to the model's input rate with a streaming soxr resampler (no clicks at
-        chunk borders) and sent in 100 ms chunks; a partial chunk waits for more audio or for
-        :meth:`commit`. ``sample_rate=None`` means the model's input rate. Never blocks on the
-        network, so it is safe in an audio callback.
-
-        ``encoding="ulaw"`` or ``"alaw"`` takes G.711 telephone audio (bytes, one per sample),
-        decoded first; its ``sample_rate`` defaults to 8000. A qwen3.5 model configured with
-        ``input_sample_rate=8000`` then takes it without resampling.
-        """
-        self._engine.check_open()
-        self._engine.uplink.append_audio(data, sample_rate, channels, encoding=encoding)
-
-    def append_image(self, jpeg: bytes | bytearray | memoryview) -> None:
-        """Queue one JPEG camera frame (≤ 256 KB after Base64; send at most 1–2 per second).
-
-        The service refuses an image with no audio before it in the buffer, so 200 ms of
-        silence is appended first when none was sent since the last commit.
-        """
-        self._asker.append_image(jpeg)
-
-    def commit(self) -> str:
-        """Send the buffered audio (and images) as one user turn; returns the event id.
-
-        Needed in manual mode (``turn_detection=None``); in VAD mode the server commits itself.
-        """
-        return self._engine.uplink.commit()
-
-    def clear_audio(self) -> str:
-        """Drop the audio buffered locally and on the server (``input_audio_buffer.clear``)."""
-        self._engine.check_open()
-        return self._engine.uplink.clear()
-
-    def create_response(
-        self,
-        instructions: str | None = None,
-        *,
-        modalities: Sequence[str] | None = None,
-        **extra: Any,
-    ) -> str:
-        """Ask the model to answer now (``response.create``); returns the event id."""
-        return self._engine.send_event(
-            ev.ResponseCreate(
-                instructions=instructions,
-                modalities=tuple(modalities) if modalities is not None else None,
-                extra=extra,
-            )
-        )
-
-    def cancel_response(self) -> str:
-        """Stop the response in progress (``response.cancel``); pending tool results are dropped."""
-        return self._engine.cancel_response()
+    # -- changing the session ----------------------------------------------------------------------
 
     def update(self, config: SessionConfig, *, wait: bool = True, timeout: float = 10.0) -> None:
         """Change the config: merged into the current one and sent whole (with the tools).
@@ -445,62 +384,6 @@ class Session(HandlerRegistration):
         the server's error if the change is refused (the local config is then left unchanged).
         """
         self._engine.update(config, wait=wait, timeout=timeout)
-
-    def send_text(self, text: str, *, respond: bool = True) -> str:
-        """Send a user text message; with ``respond`` also ask for the answer.
-
-        Only models that take text input (qwen3.5); elsewhere raises
-        :class:`~dashscope_rt.errors.UnsupportedByModel`. Returns the item's event id.
-        """
-        e = self._engine
-        if not isinstance(text, str):
-            raise InvalidType(f"send_text() takes a str, got {type(text).__name__}")
-        if not text:
-            raise InvalidInput("send_text() needs a non-empty string")
-        if not e.model.text_input:
-            raise UnsupportedByModel(
-                f"{e.model.name} does not take text input; send audio instead (a qwen3.5 "
-                "model takes text)",
-                model=e.model.name,
-                feature="text_input",
-            )
-        eid = e.send_event(ev.ConversationItemCreate.user_text(text))
-        if respond:
-            e.send_event(ev.ResponseCreate())
-        return eid
-
-    def send_raw(self, event: Mapping[str, Any]) -> str:
-        """Send any client event as a dict (an ``event_id`` is added if missing)."""
-        return self._engine.send_raw(event)
-
-    # -- playback --------------------------------------------------------------------------------
-
-    def attach_player(self, player: PlayerLike) -> None:
-        """Play every reply on ``player`` (a :class:`~dashscope_rt.audio.Player`) and stop it when
-        the user barges in, recording in the reply (and :attr:`history`) how much was played.
-
-        The audio is written before your handlers run; what a cut response still sends is
-        dropped. Its ``Reply`` gets ``interrupted``, ``played_ms`` and ``heard_transcript``, and a
-        :class:`~dashscope_rt.conversation.ReplyInterrupted` notice comes
-        (``session.on(ReplyInterrupted, fn)``).
-        """
-        e = self._engine
-        with e.conv_cv:
-            e.playback = PlaybackLink(player)
-            e.conv.playback_tracked = True
-
-    def report_interruption(self, played_ms: float, response_id: str | None = None) -> None:
-        """When the app plays audio itself: playback of a reply was cut after ``played_ms``.
-
-        ``response_id`` None means the response in progress, else the last reply. Without this
-        call (or :meth:`attach_player`) a barge-in is recorded with an estimate that assumes
-        playback in real time from arrival. ``last_reply`` and :attr:`history` change at once;
-        the :class:`~dashscope_rt.conversation.ReplyInterrupted` notice reaches the handlers
-        after the events already received.
-        """
-        if isinstance(played_ms, bool) or not isinstance(played_ms, (int, float)):
-            raise InvalidType(f"played_ms: expected milliseconds as a number, got {played_ms!r}")
-        self._engine.report_interruption(response_id, float(played_ms))
 
     # -- blocking helper ---------------------------------------------------------------------------
 
@@ -564,94 +447,3 @@ class Session(HandlerRegistration):
             no_speech_timeout=no_speech_timeout,
             on_chunk=on_chunk,
         )
-
-    # -- state -------------------------------------------------------------------------------------
-
-    @property
-    def model_info(self) -> ModelInfo:
-        """What the model supports (rates, voices, tools...)."""
-        return self._engine.model
-
-    @property
-    def session_id(self) -> str | None:
-        """The server's session id (changes after a reconnect)."""
-        return self._engine.settings.session_id
-
-    @property
-    def config(self) -> SessionConfig | None:
-        """The effective config, as the server echoed it in ``session.updated``."""
-        return self._engine.settings.effective
-
-    @property
-    def requested_config(self) -> SessionConfig:
-        """The config this session sends (with the tools), replayed after a reconnect."""
-        return self._engine.settings.full_config()
-
-    @property
-    def tools(self) -> tuple[Tool, ...]:
-        """The tools declared with ``tools=``."""
-        return tuple(self._engine.settings.tools.values())
-
-    @property
-    def state(self) -> str:
-        """One of new, connecting, open, reconnecting, closing, closed."""
-        return self._engine.state.value
-
-    @property
-    def closed(self) -> bool:
-        """True once the session has ended (or failed to connect)."""
-        return self._engine.state is State.CLOSED
-
-    @property
-    def close_info(self) -> Closed | None:
-        """How the session ended (code, reason, by_server, error), or None while open."""
-        return self._engine.close_info
-
-    @property
-    def active_response(self) -> ev.Response | None:
-        """The ``response.created`` payload of the response in progress, or None."""
-        return self._engine.active_response
-
-    @property
-    def history(self) -> tuple[HistoryEntry, ...]:
-        """The transcript so far: user and assistant lines, in order."""
-        return self._engine.read_conversation(lambda c: tuple(c.history))
-
-    def export_history(self, *, indent: int | None = None) -> str:
-        """The transcript as JSON; give it back as ``Session(history=...)`` to carry on."""
-        return history_to_json(self.history, indent=indent)
-
-    @property
-    def total_cost(self) -> float | None:
-        """What the session cost so far by the ``prices`` table (None without one)."""
-        meter = self._engine.conv.meter
-        return meter.total if meter is not None and meter.table is not None else None
-
-    @property
-    def metrics(self) -> tuple[TurnMetrics, ...]:
-        """Per-response timings (``time.monotonic()``) and usage, oldest first."""
-        return self._engine.read_conversation(lambda c: tuple(c.metrics))
-
-    @property
-    def last_reply(self) -> Reply | None:
-        """The most recent finished reply."""
-        return self._engine.read_conversation(lambda c: c.last_reply)
-
-    @property
-    def input_rate(self) -> int:
-        """Sample rate the audio is sent at (what :meth:`append_audio` converts to)."""
-        return self._engine.settings.input_rate
-
-    @property
-    def output_rate(self) -> int:
-        """Sample rate of the audio in ``response.audio.delta``."""
-        return self._engine.settings.output_rate
-
-    @property
-    def send_backlog(self) -> int:
-        """Bytes queued and not yet written to the socket."""
-        return self._engine.link.backlog
-
-    def handler_latency(self) -> tuple[float, float]:
-        """p50 and p99, in seconds, of frame read → first handler call (recent events)."""
-        return self._engine.lag_percentiles()

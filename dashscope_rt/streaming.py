@@ -68,13 +68,35 @@ def stream_audio(
     came within ``timeout`` seconds of it, and the error that closed the session if it closed.
     Do not call it from a handler.
     """
+    return _stream_audio(
+        session, audio, sample_rate, channels, speed, timeout, no_speech_timeout, on_chunk, None
+    )
+
+
+class _Stopped(BaseException):
+    """Ends a stream whose ``stop`` was set. Only ``AsyncSession`` sets one, in the thread it
+    runs the stream in; its caller sees ``asyncio.CancelledError``, never this."""
+
+
+def _stream_audio(
+    session: Session,
+    audio: Any,
+    sample_rate: int | None,
+    channels: int,
+    speed: float,
+    timeout: float,
+    no_speech_timeout: float,
+    on_chunk: ChunkCallback | None,
+    stop: threading.Event | None,
+) -> Reply:
+    """:func:`stream_audio`, given up (as if interrupted) once ``stop`` is set."""
     if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed >= 0):
         raise InvalidInput(f"speed must be a number >= 0 (0 = no pacing), got {speed!r}")
     wav = _as_wav(audio, sample_rate or session.input_rate, channels)
-    turn = _Turn(session)
+    turn = _Turn(session, stop)
     try:
         turn.listen()
-        _send_paced(session, wav, speed, on_chunk)
+        _send_paced(session, wav, speed, on_chunk, turn)
         return turn.finish(speed, timeout, no_speech_timeout)
     except BaseException:
         turn.abandon()
@@ -107,11 +129,12 @@ def _as_wav(audio: Any, rate: int, channels: int) -> WavAudio:
 
 
 def _send_paced(
-    session: Session, wav: WavAudio, speed: float, on_chunk: ChunkCallback | None
+    session: Session, wav: WavAudio, speed: float, on_chunk: ChunkCallback | None, turn: _Turn
 ) -> None:
     step = max(1, wav.sample_rate * CHUNK_MS // 1000)
     start = time.monotonic()
     for i in range(0, wav.frames, step):
+        turn.check_stop()
         chunk = wav.pcm[i : i + step]
         session.append_audio(chunk, sample_rate=wav.sample_rate, channels=wav.channels)
         sent = (i + len(chunk)) / wav.sample_rate
@@ -126,8 +149,9 @@ def _send_paced(
 class _Turn:
     """Follows one turn through the session's events: speech heard, responses, the final reply."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, stop: threading.Event | None = None) -> None:
         self.session = session
+        self.stop = stop
         self.heard = threading.Event()
         self.ended = threading.Event()  # the user's turn was committed (VAD stop, or commit())
         self.done = threading.Event()
@@ -167,9 +191,13 @@ class _Turn:
         self.done.set()
 
     def _manual(self) -> bool:
+        # What was sent decides: the service's echo leaves turn_detection out once it was sent
+        # as null (docs/protocol.md §4.3), so the echo alone cannot tell manual mode.
         s = self.session
-        cfg = s.config if s.config is not None else s.requested_config
-        return cfg.turn_detection is None
+        for cfg in (s.requested_config, s.config):
+            if cfg is not None and cfg.turn_detection is not UNSET:
+                return cfg.turn_detection is None
+        return False
 
     def _silence_ms(self) -> int:
         s = self.session
@@ -211,7 +239,12 @@ class _Turn:
             reply = attrs.evolve(reply, tool_calls=tuple(self.tool_calls))
         return reply
 
+    def check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise _Stopped
+
     def _check_open(self) -> None:
+        self.check_stop()
         s = self.session
         if s.closed:
             info = s.close_info

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import events as ev
 from ._sdk_events import Closed, Reconnected, RolledOver
-from .conversation import BargeIn, BudgetExceeded
+from .conversation import BudgetExceeded
 from .errors import MissingExtra
 from .reply import Reply, ToolCall
 
@@ -91,7 +91,6 @@ class SessionTracer:
         self._session: Any = None
         self._session_ctx: Any = None
         self._turns: collections.OrderedDict[str | None, Any] = collections.OrderedDict()
-        self._interrupted: set[str | None] = set()
         self._turn_count = 0
         self._cost = 0.0
 
@@ -109,8 +108,6 @@ class SessionTracer:
             self._on_session_created(obj, t)
         elif isinstance(obj, Reply):
             self._on_reply(obj)
-        elif isinstance(obj, BargeIn):
-            self._interrupted.add(obj.response_id)
         elif isinstance(obj, (Reconnected, RolledOver)):
             self._session_event(obj.type, {"gen_ai.conversation.id": obj.session_id or ""})
         elif isinstance(obj, BudgetExceeded):
@@ -151,8 +148,7 @@ class SessionTracer:
         now_mono, now_ns = time.monotonic(), time.time_ns()
         starts = [x for x in (m.speech_stopped_at, m.committed_at, m.response_created_at) if x]
         start = _wall_ns(min(starts) if starts else m.done_at, now_mono, now_ns)
-        interrupted = reply.response_id in self._interrupted or reply.status == "cancelled"
-        self._interrupted.discard(reply.response_id)
+        interrupted = reply.interrupted or reply.status == "cancelled"
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": PROVIDER,

@@ -20,7 +20,7 @@ import struct
 import sys
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ._dial import ProxySetting, dial, pick_proxy, proxy_secrets, redact_url
 from ._frames import (
@@ -163,12 +163,13 @@ class Transport:
         """Send one text frame (thread-safe). Raises ConnectionClosed if the socket is gone."""
         self._send(OP_TEXT, text.encode("utf-8"))
 
-    def try_send_text(self, text: str) -> bool:
+    def try_send_text(self, text: str, before: Callable[[], None] | None = None) -> bool:
         """Send one text frame on this thread if that cannot block; False: nothing was sent.
 
         True only when the send lock is free and the kernel's send buffer provably has room for
-        the whole frame (:func:`_room_for`), so the write returns at once. A failed write also
-        returns False: the caller queues the frame, and the sender meets the error.
+        the whole frame (:func:`_room_for`), so the write returns at once; ``before()`` runs
+        just before it. A failed write also returns False: the caller queues the frame, and the
+        sender meets the error.
         """
         if self._closed or self._close_sent or not self._lock.acquire(blocking=False):
             return False
@@ -176,6 +177,8 @@ class Transport:
             frame = encode_frame(OP_TEXT, text.encode("utf-8"))
             if not _room_for(self._sock, len(frame) + _TLS_SLACK):
                 return False
+            if before is not None:
+                before()
             self._sock.sendall(frame)
             return True
         except (OSError, ValueError):

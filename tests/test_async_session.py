@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from dashscope_rt import AsyncSession, Reply, SessionConfig
-from dashscope_rt.errors import AuthenticationError, ServerError
+from dashscope_rt.conversation import ReplyInterrupted
+from dashscope_rt.errors import AuthenticationError, InvalidType, ServerError
 from dashscope_rt.events import Closed
 from dashscope_rt.testing import ScriptedReply as SimReply
 from dashscope_rt.testing import ScriptedToolCall as SimCall
@@ -297,7 +298,7 @@ async def test_on_close_forms_off_and_wait(sim: Simulator) -> None:
     got: list[Any] = []
     removed: list[Any] = []
 
-    def three(code: int, reason: str, by_server: bool) -> None:
+    def three(code: int | None, reason: str, by_server: bool) -> None:
         got.append((code, reason, by_server))
 
     s = make(sim)
@@ -319,3 +320,103 @@ async def test_failed_connect_raises_and_leaves_no_thread(sim: Simulator) -> Non
     assert s.closed
     assert [t for t in asyncio.all_tasks() if t.get_name() == "dashscope_rt-async-handlers"] == []
     assert await no_sdk_threads() == set()
+
+
+# --- the methods Session has too ---------------------------------------------------------
+
+
+class RecordingPlayer:
+    """A PlayerLike that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.playing_response_id: str | None = None
+
+    def write(self, pcm16: Any, *, response_id: str | None = None) -> None:
+        self.written.append(bytes(pcm16))
+        self.playing_response_id = response_id
+
+    def flush(self) -> None: ...
+
+    def clear(self) -> float:
+        return 0.0
+
+    def played_ms_of(self, response_id: str | None) -> float:
+        return 0.0
+
+
+@pytest.mark.timeout(30)
+async def test_attach_player_plays_every_reply(sim: Simulator) -> None:
+    player = RecordingPlayer()
+    async with make(sim, config=MANUAL) as s:
+        s.attach_player(player)
+        reply = await s.ask(audio=speech(), timeout=10)
+    assert reply.audio and b"".join(player.written) == reply.audio
+
+
+@pytest.mark.timeout(30)
+async def test_report_interruption_marks_the_reply(sim: Simulator) -> None:
+    cut = asyncio.Event()
+    async with make(sim, config=MANUAL) as s:
+        s.on(ReplyInterrupted, lambda notice: cut.set())
+        # On the loop, this may run before or after the reply ended: both are recorded.
+        s.on_audio_delta(lambda ev: s.report_interruption(200.0))
+        await s.ask(audio=speech(), timeout=10)
+        await asyncio.wait_for(cut.wait(), 10)
+        reply, history = s.last_reply, s.history
+    assert reply is not None and reply.interrupted and reply.played_ms == pytest.approx(200.0)
+    assert reply.heard_transcript is not None and len(reply.heard_transcript) < len(reply.text)
+    assert history[-1].interrupted
+
+
+@pytest.mark.timeout(30)
+async def test_stream_audio_gets_the_reply_of_the_turn(sim: Simulator) -> None:
+    chunks: list[float] = []
+    async with make(sim) as s:
+        reply = await s.stream_audio(
+            speech("what a lovely day it is"),
+            sample_rate=16000,
+            speed=0,
+            on_chunk=lambda chunk, sent: chunks.append(sent),
+        )
+    assert reply.text and reply.audio and chunks and chunks[-1] > 1.0
+    assert "input_audio_buffer.clear" not in sim.last.received_types()
+
+
+@pytest.mark.timeout(30)
+async def test_cancelling_stream_audio_drops_the_half_sent_turn(sim: Simulator) -> None:
+    async with make(sim) as s:
+        task = asyncio.create_task(s.stream_audio(silence(20_000), sample_rate=16000, speed=1.0))
+        assert await asyncio.to_thread(
+            sim.wait_for, lambda: "input_audio_buffer.append" in sim.last.received_types(), 5
+        )
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(
+            sim.wait_for, lambda: "input_audio_buffer.clear" in sim.last.received_types(), 5
+        )
+        appended = sim.last.received_types().count("input_audio_buffer.append")
+        await asyncio.sleep(0.4)  # a stream still running would append 100 ms chunks
+        assert sim.last.received_types().count("input_audio_buffer.append") == appended
+    assert await no_sdk_threads() == set()
+
+
+async def test_off_removes_every_kind_of_handler(sim: Simulator) -> None:
+    s = make(sim)
+
+    def on_call(call: Any) -> str:
+        return "done"
+
+    async def on_call_async(call: Any) -> str:
+        return "done"
+
+    s.on_tool_call(on_call)
+    assert s.off(on_call) == 1  # a plain tool handler was registered but not forgotten before
+    s.on_tool_call(on_call_async)
+    s.on_error(print)
+    s.on_audio_delta(print)
+    assert s.off(on_call_async) == 1 and s.off(print) == 2 and s.off() == 0
+    with pytest.raises(InvalidType):
+        s.off(print, print)
+    s.session.close()

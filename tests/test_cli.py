@@ -106,7 +106,7 @@ def test_console_script(tmp_path: Path) -> None:
 def test_help_lists_every_command(tmp_path: Path) -> None:
     r = cli(tmp_path, "--help")
     assert r.returncode == 0
-    for command in ("demo", "chat", "simulate", "config", "--profile"):
+    for command in ("demo", "chat", "probe", "simulate", "config", "--profile"):
         assert command in r.stdout
 
 

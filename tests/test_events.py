@@ -17,6 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dashscope_rt import _decode as dec
+from dashscope_rt import _decode_audio as audio_path
 from dashscope_rt import events as ev
 from dashscope_rt.errors import InvalidInput, ProtocolError
 from dashscope_rt.events import (
@@ -612,7 +614,7 @@ def _outcome(fn: Callable[[Any], Any], frame: Any) -> Any:
     return (type(event), event, dict(event.raw))
 
 
-PYBASE64 = vars(ev)["pybase64"]  # the optional accelerator events.py found, or None
+PYBASE64 = vars(audio_path)["pybase64"]  # the optional accelerator the fast path found, or None
 BASE64_BACKENDS = ["binascii"] + (["pybase64"] if PYBASE64 is not None else [])
 
 
@@ -621,16 +623,16 @@ BASE64_BACKENDS = ["binascii"] + (["pybase64"] if PYBASE64 is not None else [])
 @given(frame=audio_frames(), as_bytes=st.booleans())
 def test_fast_path_equals_json_loads_route(backend: str, frame: str, as_bytes: bool) -> None:
     """Whichever base64 backend is installed, the fast path decodes exactly like json.loads."""
-    with mock.patch.object(ev, "pybase64", PYBASE64 if backend == "pybase64" else None):
+    with mock.patch.object(audio_path, "pybase64", PYBASE64 if backend == "pybase64" else None):
         _check_fast_path_equals_json_loads_route(frame, as_bytes)
 
 
 def _check_fast_path_equals_json_loads_route(frame: str, as_bytes: bool) -> None:
     data: Any = frame.encode("utf-8") if as_bytes else frame
-    slow = _outcome(ev._decode_slow, data)
+    slow = _outcome(dec._decode_slow, data)
     assert _outcome(decode, data) == slow
-    fast = ev._decode_audio_fast(frame)  # below decode()'s size threshold too
-    fast_bytes = ev._decode_audio_fast_bytes(frame.encode("utf-8"))
+    fast = audio_path._decode_audio_fast(frame)  # below decode()'s size threshold too
+    fast_bytes = audio_path._decode_audio_fast_bytes(frame.encode("utf-8"))
     assert (fast is None) == (fast_bytes is None)
     if fast_bytes is not None:
         assert (type(fast_bytes), fast_bytes, dict(fast_bytes.raw)) == slow
@@ -660,12 +662,12 @@ def test_fast_path_taken_for_realistic_frames() -> None:
             },
             separators=sep,
         )
-        fast = ev._decode_audio_fast(frame)
-        assert fast is not None and fast == ev._decode_slow(frame) and fast.audio == pcm
-        fast = ev._decode_audio_fast_bytes(frame.encode())
-        assert fast is not None and fast == ev._decode_slow(frame) and fast.audio == pcm
+        fast = audio_path._decode_audio_fast(frame)
+        assert fast is not None and fast == dec._decode_slow(frame) and fast.audio == pcm
+        fast = audio_path._decode_audio_fast_bytes(frame.encode())
+        assert fast is not None and fast == dec._decode_slow(frame) and fast.audio == pcm
         escaped = frame.replace("/", "\\/")
-        fast = ev._decode_audio_fast(escaped)
+        fast = audio_path._decode_audio_fast(escaped)
         assert fast is not None and fast.audio == pcm
 
 
@@ -680,9 +682,9 @@ def test_fast_path_rejects_tricks() -> None:
         head + ',"delta":"' + good + '","type":"x"}',
     ]
     for frame in tricks:
-        assert ev._decode_audio_fast(frame) is None
-        assert ev._decode_audio_fast_bytes(frame.encode()) is None
-        assert _outcome(decode, frame) == _outcome(ev._decode_slow, frame)
+        assert audio_path._decode_audio_fast(frame) is None
+        assert audio_path._decode_audio_fast_bytes(frame.encode()) is None
+        assert _outcome(decode, frame) == _outcome(dec._decode_slow, frame)
 
 
 def test_binascii_skips_invalid_chars_which_is_why_lengths_are_checked() -> None:

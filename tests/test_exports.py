@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import subprocess
 import sys
 import types
+from pathlib import Path
+from typing import Any
 
 import dashscope_rt
-from dashscope_rt import errors, events
+from dashscope_rt import AsyncSession, Session, errors, events
 
 # What a session's user needs, and nothing else: a change here is a deliberate API change.
 PINNED = [
@@ -59,6 +62,7 @@ PINNED = [
     "UnknownName",
     "UnsupportedByModel",
     "UsageError",
+    "VoiceNotSupported",
     "__version__",
     "get_model",
     "tool",
@@ -140,3 +144,61 @@ def test_import_leaves_the_heavy_modules_until_used() -> None:
     ).stdout.split("\n")
     assert out[0] == "[]"
     assert out[1] == "True"  # the lazy name still works, and brings asyncio with it
+
+
+# --- AsyncSession mirrors Session -------------------------------------------------------------
+
+# Public names only one of the two classes has, each with its reason; anything else missing
+# from AsyncSession is a gap this test reports.
+ONLY_ASYNC = {
+    "session": "the wrapped threaded Session; a Session is its own",
+}
+ONLY_SYNC: dict[str, str] = {}
+
+
+def _public(cls: type[Any]) -> set[str]:
+    return {n for n in dir(cls) if not n.startswith("_")}
+
+
+def test_async_session_has_every_public_method_of_session() -> None:
+    assert _public(AsyncSession) - _public(Session) == set(ONLY_ASYNC)
+    assert _public(Session) - _public(AsyncSession) == set(ONLY_SYNC)
+
+
+def test_the_blocking_calls_are_coroutines_and_the_rest_are_shared() -> None:
+    """What waits is awaited on AsyncSession; everything else (the handler decorators, the send
+    methods that only queue, the state) is the very same object, not a forwarder."""
+    waits = {"connect", "close", "wait", "end", "update", "ask", "stream_audio"}
+    for name in sorted(_public(Session) - set(ONLY_SYNC)):
+        sync, other = getattr(Session, name), getattr(AsyncSession, name)
+        if name in waits:
+            assert inspect.iscoroutinefunction(other), name
+        elif name == "events":
+            assert inspect.isasyncgenfunction(other)
+        else:
+            assert other is sync, name
+
+
+# --- layering -----------------------------------------------------------------------------------
+
+# The protocol core (docs/architecture.md, below the line): no I/O, no threads.
+CORE = {
+    "errors", "limits", "_wire", "models", "_validators", "_turn_detection", "config",
+    "_client_events", "_payloads", "_server_events", "_decode_audio", "_decode", "_sdk_events",
+    "events", "reply", "_heard", "_notices", "_turns", "_transcript", "_requests", "_replies",
+    "_interruptions", "conversation", "history", "pricing", "_logformat",
+}  # fmt: skip
+
+
+def test_the_core_imports_only_the_core() -> None:
+    package = Path(dashscope_rt.__file__).parent
+    for name in sorted(CORE):
+        tree = ast.parse((package / f"{name}.py").read_text("utf-8"))
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported |= {node.module} if node.module else {a.name for a in node.names}
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                assert not (module or "").startswith("dashscope_rt"), (name, module)
+        assert imported <= CORE, (name, imported - CORE)

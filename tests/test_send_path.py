@@ -11,6 +11,7 @@ import base64
 import socket
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -63,8 +64,8 @@ def test_direct_and_queued_sends_keep_their_order(monkeypatch: pytest.MonkeyPatc
     direct: list[bool] = []
     original = transport_mod.Transport.try_send_text
 
-    def counting(self: transport_mod.Transport, text: str) -> bool:
-        sent = original(self, text)
+    def counting(self: transport_mod.Transport, text: str, before: Any = None) -> bool:
+        sent = original(self, text, before)
         direct.append(sent)
         return sent
 

@@ -122,7 +122,9 @@ def test_no_session_created_is_a_connect_timeout(sim: Simulator) -> None:
 @pytest.mark.timeout(20)
 def test_refused_config_raises_the_server_error_at_connect(sim: Simulator) -> None:
     before = ours()
-    # extra= skips the local voice check: the server refuses and closes (as the service does)
+    # extra= skips the local voice check: the server refuses and closes. (The service refuses a
+    # voice at the first response: tests/test_voice_refusal.py; here the documented alternative.)
+    sim.behaviour.voice_check = "update"
     with pytest.raises(ServerError, match="not supported") as info:
         make(sim, config=SessionConfig(extra={"voice": "Nobody"})).connect()
     assert info.value.fatal

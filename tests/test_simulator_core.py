@@ -30,8 +30,10 @@ WEATHER_TOOL = {
 
 
 def update(model: str, session: dict[str, Any], **behaviour: Any) -> dict[str, Any]:
-    """The one event the simulator answers a session.update with."""
-    s = SimulatedSession(get_model(model), behaviour=Behaviour(**behaviour))
+    """The one event the simulator answers a session.update with, in the documented shapes
+    (codes and params in errors, the full echo): what these tests compare with the core."""
+    documented = {"error_ids": "present", "session_echo": "full", **behaviour}
+    s = SimulatedSession(get_model(model), behaviour=Behaviour(**documented))
     s.poll(0.0)  # session.created
     s.receive(json.dumps({"event_id": "event_u", "type": "session.update", "session": session}), 0)
     out = [o.event for o in s.poll(0.0) if o.event is not None]
@@ -138,7 +140,7 @@ def test_prefix_padding_has_one_limit() -> None:
 
 
 def test_session_created_reports_the_core_defaults() -> None:
-    s = SimulatedSession(get_model(Q35))
+    s = SimulatedSession(get_model(Q35), behaviour=Behaviour(session_echo="full"))
     (created,) = [o.event for o in s.poll(0.0)]
     assert created is not None
     session = created["session"]

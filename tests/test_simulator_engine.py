@@ -203,13 +203,55 @@ def test_default_responder_echoes_and_calls_tools() -> None:
 # ---------------------------------------------------------------- engine
 
 
-def test_session_created_defaults_per_model() -> None:
+CREATED_KEYS = [
+    "object",
+    "model",
+    "modalities",
+    "voice",
+    "input_audio_format",
+    "output_audio_format",
+    "input_audio_transcription",
+    "turn_detection",
+    "id",
+]
+
+
+def test_session_created_is_the_captured_short_object() -> None:
+    """docs/protocol.md §4.2: these keys in this order, per-model voice, formats, transcription."""
+    for model, voice, formats, transcription in [
+        ("qwen3.5-omni-flash-realtime", "Tina", ("pcm", "pcm"), "qwen3-asr-flash-realtime"),
+        ("qwen3.8-omni-flash-realtime", "Chelsie", ("pcm16", "pcm24"), "gummy-realtime-v1"),
+        ("qwen3-omni-flash-realtime", "Cherry", ("pcm", "pcm"), "qwen3-asr-flash-realtime"),
+    ]:
+        (created,) = Driver(model).events
+        sess = created["session"]
+        assert list(sess) == CREATED_KEYS
+        assert sess["voice"] == voice
+        assert (sess["input_audio_format"], sess["output_audio_format"]) == formats
+        assert sess["input_audio_transcription"] == {"model": transcription}
+
+
+def test_session_updated_echoes_a_base_set_and_what_was_sent() -> None:
+    d = Driver("qwen3.8-omni-flash-realtime")
+    sent = {"voice": "Serena", "turn_detection": None, "instructions": "Read aloud."}
+    (updated,) = d.send("session.update", session=sent)
+    sess = updated["session"]
+    assert "turn_detection" not in sess  # omitted after null (captured)
+    assert sess["voice"] == "Serena" and sess["instructions"] == "Read aloud."
+    assert next(iter(sess)) == "id" and "temperature" not in sess and "tools" not in sess
+    (again,) = d.send("session.update", session={"max_tokens": 64})
+    assert (
+        again["session"]["instructions"] == "Read aloud." and again["session"]["max_tokens"] == 64
+    )
+
+
+def test_session_created_full_echo_defaults_per_model() -> None:
     for model, voice, sampling in [
         ("qwen-omni-turbo-realtime", "Chelsie", 1.0),
         ("qwen3-omni-flash-realtime", "Cherry", 0.9),
         ("qwen3.5-omni-plus-realtime", "Tina", 0.7),
     ]:
-        d = Driver(model)
+        d = Driver(model, behaviour=Behaviour(session_echo="full"))
         (created,) = d.events
         sess = created["session"]
         assert created["type"] == "session.created"
@@ -222,7 +264,7 @@ def test_session_created_defaults_per_model() -> None:
 @given(st.floats(min_value=-3, max_value=3, allow_nan=False))
 @settings(max_examples=50, deadline=None)
 def test_threshold_validation(threshold: float) -> None:
-    d = Driver()
+    d = Driver(behaviour=Behaviour(error_ids="present"))
     out = d.send(
         "session.update", session={"turn_detection": {"type": "server_vad", "threshold": threshold}}
     )

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import websocket
@@ -37,10 +38,15 @@ WEATHER_TOOL = {
 }
 
 
+# Most tests here check the documented error wording, codes and params: the service sends
+# them empty (docs/protocol.md §4.1), so they run with the documented alternative.
+DOCUMENTED_ERRORS = Behaviour(error_ids="present")
+
+
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     before = set(threading.enumerate())
-    with Simulator(api_key=KEY) as s:
+    with Simulator(api_key=KEY, behaviour=attrs.evolve(DOCUMENTED_ERRORS)) as s:
         yield s
     leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert not leaked, f"threads left behind: {leaked}"
@@ -203,13 +209,43 @@ def test_invalid_modalities_error_shape(sim: Simulator) -> None:
     }
 
 
-def test_bad_voice_errors_then_closes(sim: Simulator) -> None:
+def test_bad_voice_errors_then_closes_at_update_when_asked(sim: Simulator) -> None:
+    sim.behaviour.voice_check = "update"  # the documented-only alternative
     ws = start(sim, Q35)
     send(ws, "session.update", session={"voice": "Cherry"})
     ev = recv(ws)
     assert ev["error"]["message"] == "Voice 'Cherry' is not supported."
     opcode, _ = ws.recv_data_frame(True)
     assert opcode == websocket.ABNF.OPCODE_CLOSE
+
+
+@pytest.mark.parametrize("close", [True, False])
+def test_bad_voice_is_refused_at_the_first_response_by_default(close: bool) -> None:
+    with Simulator(behaviour=Behaviour(close_on_bad_voice=close)) as sim:
+        ws = start(sim, Q35, turn_detection=None)
+        send(ws, "session.update", session={"voice": "Cherry"})
+        assert recv(ws)["session"]["voice"] == "Cherry"  # echoed, not checked (captured)
+        send(ws, "response.create")
+        ev = recv(ws)
+        assert ev == {
+            "event_id": "",
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "",
+                "message": "<400> InternalError.Algo.InvalidParameter: "
+                "Voice 'Cherry' is not supported.",
+                "param": "",
+            },
+        }
+        if close:
+            opcode, _ = ws.recv_data_frame(True)
+            assert opcode == websocket.ABNF.OPCODE_CLOSE
+        else:  # no recovery: a later update gets no answer
+            send(ws, "session.update", session={"voice": "Tina"})
+            ws.settimeout(0.5)
+            with pytest.raises(websocket.WebSocketTimeoutException):
+                recv(ws)
 
 
 @pytest.mark.parametrize(
@@ -375,7 +411,8 @@ def test_response_audio_is_real_24khz_speech_in_chunks(sim: Simulator) -> None:
     ]
     assert types(evs)[-len(tail) :] == tail
     chunks = [base64.b64decode(e["delta"]) for e in evs if e["type"] == "response.audio.delta"]
-    assert len(chunks) > 10 and all(len(c) == 4800 for c in chunks[:-1])  # 100 ms at 24 kHz
+    # 320 ms at 24 kHz (captured on qwen3.8), the last one shorter.
+    assert len(chunks) > 3 and all(len(c) == 15360 for c in chunks[:-1])
     pcm = np.frombuffer(b"".join(chunks), "<i2").astype(float) / 32768
     assert np.sqrt(np.mean(pcm**2)) > 0.05
     transcript = "".join(e["delta"] for e in evs if e["type"] == "response.audio_transcript.delta")
@@ -458,8 +495,10 @@ def test_barge_in_cancels_the_response() -> None:
         assert ts.index("input_audio_buffer.speech_started") < ts.index("response.done")
 
 
-def test_qwen35_cancel_has_no_response_done() -> None:
-    with Simulator(realtime=True) as sim:
+def test_cancel_without_response_done_when_asked() -> None:
+    # The alternative a relay reported on qwen3.5; captured 3.8 traffic has response.done.
+    behaviour = Behaviour(speed=1.0, cancel_sends_response_done=False)
+    with Simulator(behaviour=behaviour) as sim:
         sim.script_replies(["long " * 50])
         ws = start(sim, Q35, turn_detection=None)
         manual_turn(ws)
@@ -514,8 +553,9 @@ def test_tool_round_trip_on_qwen35(sim: Simulator) -> None:
     )
     done = evs[ts.index("response.function_call_arguments.done")]
     assert done["name"] == "get_current_weather"
-    assert done["arguments"].startswith(" ")
-    assert json.loads(done["arguments"]) == {"location": "Hangzhou"}
+    assert done["arguments"] == '{"location": "Hangzhou"}'  # no padding (captured)
+    delta = evs[ts.index("response.function_call_arguments.delta")]
+    assert set(delta) >= {"obfuscation", "call_id", "item_id", "delta"}
     deltas = "".join(
         e["delta"] for e in evs if e["type"] == "response.function_call_arguments.delta"
     )
@@ -577,8 +617,16 @@ def test_session_finish_on_flash_and_qwen35(sim: Simulator) -> None:
     ws = start(sim, FLASH)
     send(ws, "session.finish")
     assert recv(ws)["type"] == "session.finished"
-    opcode, frame = ws.recv_data_frame(True)
+    ws.settimeout(0.5)  # the socket stays open (as TTS on the same endpoint did)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        ws.recv_data_frame(True)
+    sim.behaviour.finish = "finished_close"
+    ws1 = start(sim, FLASH)
+    send(ws1, "session.finish")
+    assert recv(ws1)["type"] == "session.finished"
+    opcode, frame = ws1.recv_data_frame(True)
     assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(frame.data[:2], "big") == 1000
+    sim.behaviour.finish = None
     ws2 = start(sim, Q35)
     send(ws2, "session.finish")
     err = recv(ws2)["error"]

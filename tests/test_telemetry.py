@@ -153,6 +153,27 @@ def test_a_failing_tool_and_an_interrupted_turn(
     assert last["dashscope_rt.turn.status"] == done[0].status != "completed"
 
 
+@pytest.mark.timeout(30)
+def test_a_turn_cut_by_the_app_is_interrupted_even_if_the_server_completed_it(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """The span reads ``Reply.interrupted``: a cut reported while the reply streams counts,
+    though no barge-in came from the server and the response completed."""
+    done: list[Reply] = []
+    with (
+        Simulator(api_key=KEY, realtime=2.0) as sim,
+        Session(PLUS, api_key=KEY, url=sim.url, config=MANUAL, tracer_provider=provider) as s,
+    ):
+        s.on_audio_delta(lambda ev: s.report_interruption(120.0))
+        s.on_response_done(done.append)
+        s.ask(text="Tell me about the sea.", timeout=10)
+        sim.wait_for(lambda: done, 10)
+    assert done[0].interrupted and done[0].status == "completed"
+    last = named(exporter.get_finished_spans(), "chat ")[-1].attributes or {}
+    assert last["dashscope_rt.turn.interrupted"] is True
+    assert last["dashscope_rt.turn.status"] == "completed"
+
+
 def test_nothing_is_traced_without_a_configured_provider(sim: Simulator) -> None:
     s = Session(PLUS, api_key=KEY, url=sim.url)  # the global provider is the no-op default
     assert s._engine.dispatcher.observer is None and s._engine.tools.observer is None

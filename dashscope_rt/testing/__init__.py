@@ -28,7 +28,7 @@ from ..models import image_tokens
 from ._audio_input import Transcriber, default_transcriber
 from ._behaviour import Behaviour
 from ._engine import SimulatedSession
-from ._faults import Faults
+from ._faults import INTERNAL_ERROR_CLOSE, Faults
 from ._replay import ReplayEngine
 from ._responder import (
     Image,
@@ -72,6 +72,7 @@ except ImportError as _exc:  # websockets, from the testing extra, is missing
 
 
 __all__ = [
+    "INTERNAL_ERROR_CLOSE",
     "PATH",
     "Behaviour",
     "ConnectionRecord",

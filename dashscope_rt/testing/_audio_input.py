@@ -288,8 +288,8 @@ class AudioInput:
 
     def _transcript_events(self, item_id: str, text: str, now: float) -> None:
         deltas = self.behaviour.transcription_deltas
-        if deltas is None:
-            deltas = self.state.model.family.startswith("qwen3.5")
+        if deltas is None:  # documented for qwen3.5, captured on qwen3.8
+            deltas = self.state.model.family.startswith(("qwen3.5", "qwen3.8"))
         if deltas and text:
             words = text.split(" ")
             lang = "zh" if any(ord(c) > 0x2E80 for c in text) else "en"

@@ -49,7 +49,8 @@ class Conversation:
         """``conversation.item.create``: the item to echo in ``conversation.item.created``, or
         why it is refused."""
         item = Item.from_wire(wire_item)
-        item_id = item.id or new_id("item_")
+        keep = self.behaviour.keep_client_item_id
+        item_id = item.id if item.id and keep else new_id("item_")  # the service's own (§3.8)
         text_ok = self.behaviour.text_input
         if text_ok is None:
             text_ok = self.model.text_input

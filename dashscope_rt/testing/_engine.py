@@ -89,7 +89,7 @@ class SimulatedSession:
             )
             self.outbox.close(now, b.unknown_model_close_code, "Model not found")
             return
-        self.outbox.emit(now, SessionCreated(session=self.state.info()))
+        self.outbox.emit(now, SessionCreated(session=self.state.info(created=True)))
 
     @property
     def closing(self) -> bool:
@@ -243,18 +243,23 @@ class SimulatedSession:
 
     def handle(self, event: ClientEvent, now: float) -> None:
         """Handle one decoded client event."""
-        if self.closing:
-            return
-        if isinstance(event, SessionFinish) and not self._session_finish_accepted():
+        if self.closing or self.responses.voice_refused:
+            return  # after a refused voice the connection answers nothing (protocol.md §9.2)
+        if isinstance(event, SessionFinish) and self.finish_mode == "refuse":
             self._unknown_type(event.TYPE, event.event_id, now)
             return
         handler = _HANDLERS[type(event)]
         handler(self, event, event.event_id, now)
 
-    def _session_finish_accepted(self) -> bool:
-        if self.behaviour.session_finish is not None:
-            return self.behaviour.session_finish
-        return self.model.session_finish is not False
+    @property
+    def finish_mode(self) -> str:
+        """How ``session.finish`` is answered (``Behaviour.finish``, else the model table)."""
+        mode = self.behaviour.finish
+        if mode is not None:
+            return mode
+        if self.model.session_finish is False:
+            return "refuse"
+        return "ignore" if self.model.session_finished_ack is False else "finished_open"
 
     def _on_session_update(self, event: SessionUpdate, eid: str | None, now: float) -> None:
         refusal = self.state.update(
@@ -323,8 +328,10 @@ class SimulatedSession:
     def _finish(self, now: float) -> None:
         self._finish_pending = False
         self.finished = True
-        self.outbox.emit(now, SessionFinished())
-        if self.behaviour.close_after_finished:
+        mode = self.finish_mode
+        if mode.startswith("finished"):
+            self.outbox.emit(now, SessionFinished())
+        if mode in ("finished_close", "close"):
             self.outbox.close(now, 1000, "session finished")
 
 

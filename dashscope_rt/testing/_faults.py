@@ -8,7 +8,10 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Faults", "close_frame", "raw_frame"]
+__all__ = ["INTERNAL_ERROR_CLOSE", "Faults", "close_frame", "raw_frame"]
+
+INTERNAL_ERROR_CLOSE = (1011, "Internal service error: null")
+"""The close frame the service sends for an internal failure (captured, docs/protocol.md §9.3)."""
 
 
 @attrs.define(kw_only=True)
@@ -32,6 +35,9 @@ class Faults:
     """Client event type -> ``error`` object to send instead of handling the event."""
     on_connect_frames: tuple[Any, ...] = ()
     """Raw frames (str = text, bytes = binary) sent right after ``session.created``."""
+    close_after_created: tuple[int, str] | None = None
+    """Close with (code, reason) right after ``session.created``, e.g.
+    :data:`INTERNAL_ERROR_CLOSE` (seen at start-up of the official VAD demo)."""
 
 
 def raw_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from ..events import ErrorDetail, ErrorEvent, ServerEvent, new_event_id
+from ..events import ConversationItemCreated, ErrorDetail, ErrorEvent, ServerEvent, new_event_id
 from ._behaviour import Behaviour
 
 __all__ = ["Outbox", "Outgoing", "Scheduled"]
@@ -50,6 +50,7 @@ class Outbox:
         """A close was queued: nothing more is accepted from the client."""
         self._heap: list[tuple[float, int, Scheduled]] = []
         self._seq = 0
+        self._last_item_id: str | None = None
 
     def emit(
         self,
@@ -60,7 +61,16 @@ class Outbox:
         kind: str = "",
         payload: Any = None,
     ) -> None:
-        """Queue ``event`` (with a new event id) to go out at ``due``."""
+        """Queue ``event`` (with a new event id) to go out at ``due``.
+
+        A ``conversation.item.created`` gets the ``previous_item_id`` of the item created before
+        it, as the service sends on every item but the session's first (docs/protocol.md §4.8).
+        """
+        item = event.item if isinstance(event, ConversationItemCreated) else None
+        if isinstance(event, ConversationItemCreated) and item is not None:
+            if event.previous_item_id is None and self._last_item_id is not None:
+                event = attrs.evolve(event, previous_item_id=self._last_item_id)
+            self._last_item_id = item.id
         wire = event.to_wire(event_id=new_event_id())
         self.push(due, Scheduled(Outgoing(wire, None, response_id), kind, payload))
 
@@ -73,10 +83,22 @@ class Outbox:
         param: str | None = None,
         client_event_id: str | None = None,
     ) -> None:
-        """Queue an ``error`` event; ``client_event_id`` goes in it when the behaviour says so."""
-        eid = client_event_id if self.behaviour.error_event_id else None
-        detail = ErrorDetail(type=etype, code=code, message=message, param=param, event_id=eid)
-        self.emit(due, ErrorEvent(error=detail))
+        """Queue an ``error`` event in the shape ``Behaviour.error_ids`` chooses: with ids and
+        codes (``client_event_id`` in ``error.event_id``), or with them empty or absent, as
+        measured on the service (docs/protocol.md §4.1)."""
+        ids = self.behaviour.error_ids
+        if ids == "present":
+            detail = ErrorDetail(
+                type=etype, code=code, message=message, param=param, event_id=client_event_id
+            )
+            self.emit(due, ErrorEvent(error=detail))
+            return
+        if ids == "empty":
+            detail = ErrorDetail(type=etype, code="", message=message, param="")
+        else:  # "absent": the reported shape has no param either
+            detail = ErrorDetail.from_wire(dict(type=etype, code="", message=message))
+        wire = ErrorEvent(error=detail).to_wire(event_id="" if ids == "empty" else None)
+        self.push(due, Scheduled(Outgoing(wire)))
 
     def close(self, due: float, code: int, reason: str) -> None:
         """Queue a close; everything queued after it is dropped when it goes out."""
@@ -96,10 +118,14 @@ class Outbox:
     def next_due(self) -> float | None:
         return self._heap[0][0] if self._heap else None
 
-    def discard(self, response_id: str) -> None:
-        """Drop everything still queued for ``response_id`` (a cancel)."""
+    def discard(self, response_id: str, *, keep_audio: int = 0) -> list[Scheduled]:
+        """Drop everything still queued for ``response_id`` (a cancel); return its next
+        ``keep_audio`` audio items (dropped too: the caller sends them now)."""
+        mine = sorted(e for e in self._heap if e[2].out.response_id == response_id)
+        audio = [e[2] for e in mine if e[2].kind == "audio"][:keep_audio]
         self._heap = [e for e in self._heap if e[2].out.response_id != response_id]
         heapq.heapify(self._heap)
+        return audio
 
     def clear(self) -> None:
         self._heap.clear()

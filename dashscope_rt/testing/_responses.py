@@ -93,6 +93,8 @@ class ResponseStreamer:
         self.active: ActiveResponse | None = None
         self.audio_produced = False
         """Audio went out (the voice is then fixed)."""
+        self.voice_refused = False
+        """The voice was refused at a response: the connection answers nothing more."""
 
     def _emit(
         self, due: float, event: ServerEvent, rid: str, kind: str = "", p: Any = None
@@ -104,7 +106,10 @@ class ResponseStreamer:
     def start(
         self, now: float, modalities: tuple[str, ...] | None, instructions: str | None
     ) -> bool:
-        """Ask the responder and schedule its whole reply; False if the responder failed."""
+        """Ask the responder and schedule its whole reply; False if the responder failed or
+        the voice was refused."""
+        if self._refuse_voice(now, modalities or self.state.modalities):
+            return False
         turn = self.conversation.take_turn(instructions)
         try:
             reply = normalize_reply(self.respond(turn))
@@ -139,11 +144,27 @@ class ResponseStreamer:
         if text or not calls:
             end_s = self._schedule_message(resp, text, now, at, index)
             index += 1
+        first_call = index
         for call in calls:
-            self._schedule_call(resp, call, at(end_s), index)
+            self._schedule_call(resp, call, at(end_s), index, first_call)
             index += 1
         self.conversation.history.append((turn.user_text, text))
         self.outbox.push(at(end_s), Scheduled(Outgoing(None, None, resp.id), "finalize", resp.id))
+        return True
+
+    def _refuse_voice(self, now: float, modalities: tuple[str, ...]) -> bool:
+        """``Behaviour.voice_check == "response"``: a voice the model lacks fails the first
+        response that speaks (captured: docs/protocol.md §9.2), then close or silence."""
+        b, voice = self.behaviour, self.state.voice
+        if b.voice_check != "response" or "audio" not in modalities:
+            return False
+        if self.model.accepts_voice(voice):
+            return False
+        self.voice_refused = True
+        message = f"<400> InternalError.Algo.InvalidParameter: Voice '{voice}' is not supported."
+        self.outbox.error(now, "invalid_request_error", "invalid_value", message)
+        if b.close_on_bad_voice:
+            self.outbox.close(now, b.bad_voice_close_code, message)
         return True
 
     def _schedule_message(
@@ -201,7 +222,12 @@ class ResponseStreamer:
         return end
 
     def _schedule_call(
-        self, resp: ActiveResponse, call: ScriptedToolCall, due: float, index: int
+        self,
+        resp: ActiveResponse,
+        call: ScriptedToolCall,
+        due: float,
+        index: int,
+        first_index: int,
     ) -> None:
         item_id = new_id("item_")
         call_id = call.call_id or new_id("call_")
@@ -229,10 +255,11 @@ class ResponseStreamer:
             "output_index": index,
             "call_id": call_id,
         }
-        half = max(1, len(args) // 2)
-        for piece in (args[:half], args[half:]):
-            if piece:
-                self._emit(due, ResponseFunctionCallArgumentsDelta(**ids, delta=piece), rid)
+        if index == first_index:
+            # Captured: one delta with the whole arguments, and an ``obfuscation`` string, only
+            # for the first call of a response (docs/protocol.md §4.23).
+            pad = {"obfuscation": new_id("")[:14]}
+            self._emit(due, ResponseFunctionCallArgumentsDelta(**ids, delta=args, raw=pad), rid)
         done = ResponseFunctionCallArgumentsDone(**ids, name=call.name, arguments=args)
         self._emit(due, done, rid)
         done_item = attrs.evolve(item, status="completed", arguments=args)
@@ -278,13 +305,14 @@ class ResponseStreamer:
             self._emit(due, ResponseTextDone(**ids, text=text), rid)
         part = ContentPart(type=part_type, text=text)
         self._emit(due, ResponseContentPartDone(**ids, part=part), rid)
+        # Captured: output_item.done lists the parts without their text (docs/protocol.md §4.17).
         item = Item(
             id=resp.message_item_id,
             object=ITEM_OBJECT,
             type="message",
             status=status,
             role="assistant",
-            content=(part,),
+            content=(ContentPart(type=part_type),),
         )
         self._emit(due, ResponseOutputItemDone(response_id=rid, output_index=0, item=item), rid)
         said = ContentPart(type=part_type, transcript=text) if part_type == "audio" else part
@@ -309,14 +337,14 @@ class ResponseStreamer:
         resp = self.active
         if resp is None:
             return
-        self.outbox.discard(resp.id)
+        in_flight = self.outbox.discard(resp.id, keep_audio=self.behaviour.audio_after_cancel)
+        for item in in_flight:  # already on its way: goes out before the closing events
+            self.outbox.push(now, item)
+            resp.sent_audio_bytes += item.payload
         resp.status, resp.finished = self.behaviour.cancelled_status, True
         self._message_done(resp, now, resp.sent_text, "incomplete")
-        send_done = self.behaviour.cancel_sends_response_done
-        if send_done is None:
-            send_done = not self.model.family.startswith("qwen3.5")
         usage = self._usage(resp, resp.sent_text, resp.sent_audio_bytes)
-        if send_done:
+        if self.behaviour.cancel_sends_response_done:
             self._emit(now, ResponseDone(response=self._response(resp, usage)), resp.id)
         self.active = None
         history = self.conversation.history

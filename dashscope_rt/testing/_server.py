@@ -329,6 +329,9 @@ class ConnectionRecord:
                 self._sim.wait_for(lambda: self._events_sent >= 1, timeout=5.0)
                 for data in self.faults.on_connect_frames:
                     self.send_raw(data)
+            if self.faults.close_after_created is not None:
+                self._sim.wait_for(lambda: self._events_sent >= 1, timeout=5.0)
+                self.close(*self.faults.close_after_created)
             while not self._sim._stopping.is_set():
                 try:
                     frame = self._ws.recv(timeout=0.25)

@@ -29,6 +29,7 @@ from ..events import SessionInfo, new_id
 from ..limits import DEFAULT_AUDIO_FORMAT, LEGACY_AUDIO_FORMATS, MODALITIES
 from ..models import ModelInfo
 from ._behaviour import Behaviour
+from ._echo import partial_echo, server_defaults
 
 __all__ = ["Refusal", "SessionState", "modalities_message"]
 
@@ -73,8 +74,22 @@ class SessionState:
         self.model = model
         self.behaviour = behaviour
         self.id = new_id("sess_")
+        self.server = server_defaults(model)
         self.requested = SessionConfig()
-        self.effective = self.requested.with_defaults(model)
+        self.effective = self._effective(self.requested)
+        self.sent: dict[str, Any] = {}
+        """Every key the updates sent (what a partial echo repeats)."""
+
+    def _effective(self, requested: SessionConfig) -> SessionConfig:
+        """``requested`` with the service's defaults (the captured ones where they differ)."""
+        eff = requested.with_defaults(self.model)
+        server: dict[str, Any] = {
+            "voice": self.server.voice,
+            "input_audio_format": self.server.input_audio_format,
+            "output_audio_format": self.server.output_audio_format,
+        }
+        unset = {k: v for k, v in server.items() if v and getattr(requested, k) is UNSET}
+        return attrs.evolve(eff, **unset)
 
     # --- effective values ---------------------------------------------------------------
 
@@ -145,7 +160,7 @@ class SessionState:
             requested = self._check_model(base.merge(attrs.evolve(parsed, extra={})))
         except InvalidInput as exc:
             return self._refusal(exc, patch)
-        effective = requested.with_defaults(self.model)
+        effective = self._effective(requested)
         if (
             effective.voice != self.effective.voice
             and audio_out
@@ -163,6 +178,8 @@ class SessionState:
                 "session.audio.input.format.sample_rate",
             )
         self.requested, self.effective = requested, effective
+        merged = self.behaviour.update_mode == "merge"
+        self.sent = {**self.sent, **patch} if merged else dict(patch)
         return None
 
     def _check_model(self, config: SessionConfig) -> SessionConfig:
@@ -182,6 +199,8 @@ class SessionState:
                     config, checked = attrs.evolve(config, **unset), attrs.evolve(checked, **unset)
                 elif exc.feature == "tools" and b.accept_tools_without_support:
                     checked = attrs.evolve(checked, tools=UNSET)  # kept, never called
+                elif exc.feature == "voice" and b.voice_check == "response":
+                    checked = attrs.evolve(checked, voice=UNSET)  # refused at the response
                 else:
                     raise
 
@@ -199,8 +218,15 @@ class SessionState:
 
     # --- the echo -----------------------------------------------------------------------
 
-    def info(self) -> SessionInfo:
-        """The session object of ``session.created``/``session.updated``."""
+    def info(self, *, created: bool = False) -> SessionInfo:
+        """The session object of ``session.created`` (``created``) or ``session.updated``:
+        partial as captured, or every field (``Behaviour.session_echo``)."""
+        full = self._full_info()
+        if self.behaviour.session_echo == "full":
+            return full
+        return SessionInfo.from_wire(partial_echo(full.to_wire(), self.sent, created=created))
+
+    def _full_info(self) -> SessionInfo:
         eff, m = self.effective, self.model
         vad = self.vad
         audio = None
@@ -219,7 +245,7 @@ class SessionState:
             input_audio_format=self._legacy(eff.input_audio_format),
             output_audio_format=self.output_audio_format,
             audio=audio,
-            input_audio_transcription=transcription_object(m) if self.transcribe else None,
+            input_audio_transcription=self._transcription(),
             turn_detection=None if vad is None else attrs.evolve(vad, extra={}).to_wire(),
             enable_search=_value(eff.enable_search),
             search_options=_value(eff.search_options),
@@ -234,6 +260,14 @@ class SessionState:
             presence_penalty=_value(eff.presence_penalty),
             seed=_value(eff.seed),
         ).with_nulls("turn_detection", "input_audio_transcription")
+
+    def _transcription(self) -> dict[str, Any] | None:
+        if not self.transcribe:
+            return None
+        server_model = self.server.transcription_model
+        if server_model and "input_audio_transcription" not in self.sent:
+            return {"model": server_model}
+        return transcription_object(self.model)
 
     @staticmethod
     def _legacy(fmt: Any) -> str:

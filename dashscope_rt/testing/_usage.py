@@ -68,10 +68,10 @@ class TokenMeter:
         made function calls with ``call_arguments``; its output joins the context."""
         out_text = text_tokens(text) + sum(text_tokens(a) + _CALL_OVERHEAD for a in call_arguments)
         out_audio = audio_tokens(audio_seconds, self.model.output_audio_tokens_per_s)
-        in_details = {
-            "text_tokens": input_usage.get("text_tokens", 0),
-            "audio_tokens": input_usage.get("audio_tokens", 0),
-        }
+        # The service lists only the kinds the context holds (text only for text turns).
+        in_details = {"text_tokens": input_usage.get("text_tokens", 0)}
+        if input_usage.get("audio_tokens"):
+            in_details["audio_tokens"] = input_usage["audio_tokens"]
         if self.behaviour.image_tokens_in_details and input_usage.get("image_tokens"):
             in_details["image_tokens"] = input_usage["image_tokens"]
         in_total = sum(input_usage.values())
