@@ -18,8 +18,6 @@ import argparse
 import base64
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -29,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import ChildServer
 
 __all__ = ["SimProcess", "percentiles", "run_loopback_bench"]
 
@@ -129,63 +129,14 @@ def _digest(rec: Any) -> dict[str, Any]:
     }
 
 
-class SimProcess:
+class SimProcess(ChildServer):
     """A :class:`~dashscope_rt.testing.Simulator` in a child process (see :func:`_serve`)."""
 
     def __init__(self, *, speed: float = 0.0, reply: str = REPLY, chunk_ms: int = 100) -> None:
-        cmd = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--serve",
-            "--speed",
-            str(speed),
-            "--chunk-ms",
-            str(chunk_ms),
-            "--reply",
-            reply,
-        ]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the simulator process did not start")
-        self.port = int(json.loads(line)["port"])
-        self.url = f"ws://127.0.0.1:{self.port}/api-ws/v1/realtime"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--speed", str(speed)]
+        cmd += ["--chunk-ms", str(chunk_ms), "--reply", reply]
+        super().__init__(cmd, "simulator")
         self.api_key = SIM_KEY
-        self._lock = threading.Lock()
-
-    def ask(self, cmd: str) -> Any:
-        with self._lock:
-            assert self.proc.stdin is not None and self.proc.stdout is not None
-            self.proc.stdin.write(cmd + "\n")
-            self.proc.stdin.flush()
-            return json.loads(self.proc.stdout.readline())
-
-    def cpu_seconds(self) -> float:
-        import psutil
-
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return float(t.user + t.system)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            try:
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.flush()
-                self.proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> SimProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ a session's user needs; the event classes are in :mod:`dashscope_rt.events`, aud
 :mod:`dashscope_rt.audio`, the offline simulator of the service in :mod:`dashscope_rt.testing`.
 """
 
+import typing as _typing
+
 from ._link import ReconnectPolicy
 from ._version import __version__
-from .async_session import AsyncSession
 from .config import SemanticVAD, ServerVAD, SessionConfig
 from .conversation import BudgetExceeded
 from .errors import (
@@ -51,6 +52,20 @@ from .pricing import Price, PriceTable
 from .reply import HistoryEntry, Reply, ToolCall, TurnMetrics
 from .session import Session
 from .tools import Tool, tool
+
+if _typing.TYPE_CHECKING:
+    from .async_session import AsyncSession
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # asyncio is imported when AsyncSession is first asked for, not by `import dashscope_rt`.
+    if name == "AsyncSession":
+        from .async_session import AsyncSession
+
+        globals()["AsyncSession"] = AsyncSession
+        return AsyncSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncSession",

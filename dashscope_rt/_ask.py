@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import events as ev
-from .errors import BlockingCallInHandler, InvalidInput, InvalidType, Timeout, UnsupportedByModel
+from .errors import (
+    BlockingCallInHandler,
+    InvalidInput,
+    InvalidType,
+    SessionClosed,
+    Timeout,
+    UnsupportedByModel,
+)
 from .reply import Reply
 
 if TYPE_CHECKING:
@@ -125,6 +132,12 @@ class Asker:
                     waiter.event_ids.add(e.send_event(ev.ResponseCreate(instructions=instructions)))
                 if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
                     raise Timeout(f"no complete reply within {timeout} s")
+            except SessionClosed:
+                # The session ended while the request was still going out (a server may refuse
+                # it at its first frames): report why it ended, as the wait would have.
+                if e.fatal is None:
+                    raise
+                raise e.fatal from None
             finally:
                 e.waiters.remove_ask(waiter)
         if waiter.error is not None:

@@ -57,8 +57,11 @@ _scan_once: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 # Constants of the fast path, as str and as bytes: (key, whitespace, ":", quote, type, "\\",
-# "=", "==", escaped slash, slash).
-_K_STR = ('"delta"', _WS, ":", '"', '"response.audio.delta"', "\\", "=", "==", "\\/", "/")
+# "=", "==", escaped slash, slash, the two usual separators before the value).
+_K_STR = (
+    *('"delta"', _WS, ":", '"', '"response.audio.delta"', "\\", "=", "==", "\\/", "/"),
+    *(': "', ':"'),
+)
 _K_BYTES = tuple(k.encode() for k in _K_STR)
 
 
@@ -102,22 +105,19 @@ def _split(text: Any, k: tuple[Any, ...]) -> tuple[Any, Any] | None:
     and exactly one ``"delta"``: then the one we found is the only delta key, and a top-level
     ``"delta": ""`` in the parsed rest (checked by the caller) must be it.
     """
-    key, ws, colon, quote = k[0], k[1], k[2], k[3]
+    key, quote = k[0], k[3]
     s = text.find(key)
     if s < 0:
         return None
     i = s + 7
-    n = len(text)
-    while i < n and text[i : i + 1] in ws:
-        i += 1
-    if i >= n or text[i : i + 1] != colon:
-        return None
-    i += 1
-    while i < n and text[i : i + 1] in ws:
-        i += 1
-    if i >= n or text[i : i + 1] != quote:
-        return None
-    vs = i + 1
+    if text.startswith(k[10], i):  # '": "' as json.dumps writes it, or compact '":"'
+        vs = i + 3
+    elif text.startswith(k[11], i):
+        vs = i + 2
+    else:
+        vs = _value_start(text, i, k)
+        if vs < 0:
+            return None
     ve = text.find(quote, vs)
     if ve < 0:
         return None
@@ -125,6 +125,22 @@ def _split(text: Any, k: tuple[Any, ...]) -> tuple[Any, Any] | None:
     if k[4] not in rest or k[5] in rest or rest.find(key, s + 1) >= 0:
         return None
     return rest, text[vs:ve]
+
+
+def _value_start(text: Any, i: int, k: tuple[Any, ...]) -> int:
+    """Index after the opening quote of the value whose ``:`` is at or after ``i`` (any JSON
+    whitespace around it), or -1."""
+    ws, n = k[1], len(text)
+    while i < n and text[i : i + 1] in ws:
+        i += 1
+    if i >= n or text[i : i + 1] != k[2]:
+        return -1
+    i += 1
+    while i < n and text[i : i + 1] in ws:
+        i += 1
+    if i >= n or text[i : i + 1] != k[3]:
+        return -1
+    return i + 1
 
 
 def _finish(rest: str, pcm: bytes) -> ResponseAudioDelta | None:

@@ -105,6 +105,8 @@ class Dispatcher:
         self._backlog_lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self._handlers: tuple[_Handler, ...] = ()
+        # Wire-level handlers per event class, filled on first use, emptied on every change.
+        self._routes: dict[type, tuple[Callable[[Any], Any], ...]] = {}
         self._error_handlers: tuple[Callable[[BaseException], Any], ...] = ()
         self._reg_lock = threading.Lock()
         self._iterators: list[queue.Queue[Any]] = []
@@ -201,6 +203,7 @@ class Dispatcher:
         check_callable(fn)
         with self._reg_lock:
             self._handlers = (*self._handlers, _Handler(key, fn, orig))
+            self._routes = {}
 
     def add_error_handler(self, fn: Callable[[BaseException], Any]) -> None:
         check_callable(fn)
@@ -218,6 +221,7 @@ class Dispatcher:
                 else:
                     kept.append(h)
             self._handlers = tuple(kept)
+            self._routes = {}
             if key is None or key == "error":
                 before = len(self._error_handlers)
                 self._error_handlers = tuple(
@@ -232,24 +236,37 @@ class Dispatcher:
         """Call the handlers registered for ``obj``; ``wire``: also ``on_event`` and iterators."""
         if self.observer is not None:
             self.observer(obj, t)
-        first = True
-        for h in self._handlers:
-            if h.matches(obj, wire):
-                if first:
-                    self.lag_samples.append(time.monotonic() - t)
-                    first = False
-                self._call(h.fn, obj)
+        fns = self._routes.get(type(obj)) if wire else None
+        if fns is None:
+            fns = self._route(obj, wire)
+        if fns:
+            now = time.monotonic()
+            self.lag_samples.append(now - t)
+            for fn in fns:
+                now = self._call(fn, obj, now)
         if wire and self._iterators:
             self._feed_iterators(obj)
 
-    def _call(self, fn: Callable[[Any], Any], obj: Any) -> None:
-        start = time.monotonic()
+    def _route(self, obj: Any, wire: bool) -> tuple[Callable[[Any], Any], ...]:
+        routes, handlers = self._routes, self._handlers  # one consistent snapshot
+        fns = tuple(h.fn for h in handlers if h.matches(obj, wire))
+        cls = type(obj)
+        # The match depends on the class alone when the wire type is the class's own
+        # (UnknownEvent carries its type per instance).
+        own_type: Any = getattr(cls, "TYPE", None)
+        if wire and own_type and getattr(obj, "type", None) == own_type:
+            routes[cls] = fns  # into the snapshot's dict: a stale route dies with it
+        return fns
+
+    def _call(self, fn: Callable[[Any], Any], obj: Any, start: float) -> float:
+        """Call one handler (``start``: the time now); return the time after it."""
         try:
             fn(obj)
         except Exception as exc:
             self.report_error(exc, handler=fn)
             self._on_handler_error(exc)
-        took = time.monotonic() - start
+        end = time.monotonic()
+        took = end - start
         if took > self.slow_handler_warning and id(fn) not in self._slow_warned:
             self._slow_warned.add(id(fn))
             log.warning(
@@ -258,6 +275,7 @@ class Dispatcher:
                 callable_name(fn),
                 took,
             )
+        return end
 
     def report_error(self, exc: BaseException, *, handler: Any = None) -> None:
         """Give ``exc`` to the ``on_error`` handlers (default: log it). Dispatcher thread."""

@@ -72,6 +72,7 @@ log = logging.getLogger("dashscope_rt.session")
 T = TypeVar("T")
 _counter = itertools.count(1)
 _SDK_NOTICES = (Reconnecting, Reconnected, RolledOver, SessionExpiring)
+_AUDIO_DELTA = ev.ResponseAudioDelta
 
 
 class Engine:
@@ -120,7 +121,8 @@ class Engine:
 
         # Conversation state: fed by the dispatcher (received) and by the senders (sent).
         self.conv = Conversation(model)
-        self.conv_cv = threading.Condition(threading.Lock())
+        self._conv_lock = threading.Lock()
+        self.conv_cv = threading.Condition(self._conv_lock)
 
         self.dispatcher = Dispatcher(
             number=self.number,
@@ -394,6 +396,20 @@ class Engine:
             self._notice(notice, now)
 
     def _dispatch_one(self, t: float, obj: Any) -> None:
+        if type(obj) is _AUDIO_DELTA and self.link.close_deadline is None:
+            # The bulk of the traffic: of the bookkeeping only the player's part, and no waiter
+            # to wake (an audio delta never makes the conversation idle) unless notices come.
+            self._last_error = None
+            with self._conv_lock:
+                notices = self.conv.receive(obj, now=t)
+                if notices:
+                    self.conv_cv.notify_all()
+            if self.playback is not None:
+                self.playback.feed(obj)
+            self.dispatcher.emit(obj, t, wire=True)
+            for notice in notices:
+                self._notice(notice, t)
+            return
         if self.link.close_deadline is not None:
             self.link.close_watchdog()
         if isinstance(obj, ProtocolError):
@@ -420,7 +436,11 @@ class Engine:
                 self._dispatch_one(t, typed)
 
     def _account(self, obj: Any) -> None:
-        """Session bookkeeping, done before any user code sees ``obj``."""
+        """Session bookkeeping, done before any user code sees ``obj``.
+
+        Audio deltas do not come here (the fast branch of :meth:`_dispatch_one`): what concerns
+        them must be done there too.
+        """
         if self.playback is not None:
             self.playback.feed(obj)
         if isinstance(obj, ev.SessionCreated):

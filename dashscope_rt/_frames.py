@@ -13,8 +13,6 @@ import socket
 import struct
 import time
 
-import numpy as np
-
 from .errors import FrameTooLarge
 
 __all__ = [
@@ -44,6 +42,8 @@ class BadFrame(Exception):
 
 def mask(key: bytes, data: bytes) -> bytes:
     """``data`` XORed with the 4-byte ``key`` repeated (RFC 6455 §5.3)."""
+    import numpy as np  # here, not at import: `import dashscope_rt` stays light
+
     n = len(data)
     pad = np.frombuffer(key * (n // 4 + 1), dtype=np.uint8, count=n)
     return np.bitwise_xor(np.frombuffer(data, dtype=np.uint8), pad).tobytes()

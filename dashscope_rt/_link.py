@@ -15,9 +15,9 @@ and the closing handshake. It knows the protocol only as far as the handshake ne
 
 from __future__ import annotations
 
-import collections
 import enum
 import logging
+import queue
 import random
 import threading
 import time
@@ -116,34 +116,49 @@ _CLOSE_FRAME = object()
 
 
 class _SendQueue:
-    """FIFO of outgoing frames, bounded in bytes; ``put`` never blocks."""
+    """FIFO of outgoing frames, bounded in bytes; ``put`` never blocks.
+
+    A C ``SimpleQueue`` carries the items to the sender thread; a lock guards the byte count and
+    ``pending``, the items put and not yet ``done()`` (queued, or being written).
+    """
 
     def __init__(self, max_bytes: int) -> None:
-        self._dq: collections.deque[tuple[Any, int]] = collections.deque()
-        self._cv = threading.Condition(threading.Lock())
+        self._q: queue.SimpleQueue[tuple[Any, int]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
         self._bytes = 0
+        self._pending = 0
         self.max_bytes = max_bytes
 
     def put(self, item: Any, nbytes: int = 0) -> None:
-        with self._cv:
+        with self._lock:
             if nbytes and self._bytes + nbytes > self.max_bytes:
                 raise SendBacklogFull(
-                    f"send backlog above {self.max_bytes} bytes: the network is slower than the "
-                    "data being sent, or the connection is stalled (nothing queued was lost)",
+                    f"send backlog above {self.max_bytes} bytes: the network is slower than "
+                    "the data being sent, or the connection is stalled (nothing queued was lost)",
                     backlog=self._bytes,
                     limit=self.max_bytes,
                 )
             self._bytes += nbytes
-            self._dq.append((item, nbytes))
-            self._cv.notify()
+            self._pending += 1
+            self._q.put((item, nbytes))  # under the lock: the order of the count
+
+    def send_now(self, write: Callable[[], bool]) -> bool:
+        """Run ``write()`` (which must not block) if nothing is queued or being written: a frame
+        that goes out this way cannot overtake one before it. Its result: whether it wrote."""
+        with self._lock:
+            return self._pending == 0 and write()
 
     def get(self) -> Any:
-        with self._cv:
-            while not self._dq:
-                self._cv.wait()
-            item, nbytes = self._dq.popleft()
-            self._bytes -= nbytes
-            return item
+        item, nbytes = self._q.get()
+        if nbytes:
+            with self._lock:
+                self._bytes -= nbytes
+        return item
+
+    def done(self) -> None:
+        """The item last returned by :meth:`get` is written (or dropped)."""
+        with self._lock:
+            self._pending -= 1
 
     @property
     def backlog(self) -> int:
@@ -384,7 +399,20 @@ class Link:
     # -- sender thread -----------------------------------------------------------------------------
 
     def send(self, text: str, audio: bytes | None = None) -> None:
-        """Queue one text frame (``audio``: the PCM it carries, for the recording)."""
+        """Send one text frame (``audio``: the PCM it carries, for the recording); never blocks.
+
+        Written on this thread when the sender is idle and the socket has room for it (no
+        hand-off, no thread to wake: most of an append's cost at real-time pace), else queued.
+        """
+        tr = self.transport
+        log = (lambda: self.wire_log.sent(text, audio)) if self.wire_log.active else None
+        if (
+            tr is not None
+            and self._up
+            and self.state is State.OPEN
+            and self._outq.send_now(lambda: tr.try_send_text(text, before=log))
+        ):
+            return
         self._outq.put(_Out(text, audio), len(text))
 
     def _wait_up(self) -> Transport | None:
@@ -425,6 +453,7 @@ class Link:
                             self._up = False  # until the reader decides
                     continue
                 break
+            self._outq.done()
 
     # -- closing -----------------------------------------------------------------------------------
 

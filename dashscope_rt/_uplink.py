@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import limits
-from .audio import G711_RATE, AudioConverter, to_pcm16
 from .errors import InvalidInput, InvalidType
+
+if TYPE_CHECKING:
+    from .audio import AudioConverter
 
 __all__ = ["IMAGE_B64_LIMIT", "Uplink"]
 
@@ -75,6 +77,8 @@ class Uplink:
         G.711 (``encoding="ulaw"``/``"alaw"``) is decoded first; its rate defaults to 8 kHz.
         """
         if encoding != "pcm16":
+            from .audio import G711_RATE, to_pcm16  # the audio package: on first use
+
             data = to_pcm16(data, encoding)
             sample_rate = G711_RATE if sample_rate is None else sample_rate
         target = self._input_rate()
@@ -84,6 +88,8 @@ class Uplink:
             chunks: list[bytes] = []
             conv = self._converter
             if conv is None:
+                from .audio import AudioConverter  # numpy and soxr: imported on first use
+
                 conv = AudioConverter(target, input_rate=rate, channels=channels)
                 self._converter = conv
             elif key != self._converter_key:

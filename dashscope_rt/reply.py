@@ -12,14 +12,16 @@ import io
 import json
 import wave
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
-import numpy.typing as npt
 
 from . import events as ev
 from .errors import ToolArgumentsError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["HistoryEntry", "Reply", "ToolCall", "TurnMetrics", "parse_arguments"]
 
@@ -168,6 +170,8 @@ class Reply:
     @property
     def samples(self) -> npt.NDArray[np.int16]:
         """The audio as a read-only numpy int16 array (a view, no copy)."""
+        import numpy as np
+
         usable = len(self.audio) - len(self.audio) % 2
         return np.frombuffer(self.audio, dtype="<i2", count=usable // 2)
 

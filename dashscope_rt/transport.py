@@ -17,9 +17,10 @@ import re
 import socket
 import ssl
 import struct
+import sys
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ._dial import ProxySetting, dial, pick_proxy, proxy_secrets, redact_url
 from ._frames import (
@@ -58,6 +59,14 @@ REGION_URLS: Mapping[str, str] = {
 
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 """The largest message accepted from the server by default (audio deltas are tens of KB)."""
+
+if sys.platform.startswith("linux"):
+    import fcntl
+    import termios
+
+    _SIOCOUTQ: int | None = termios.TIOCOUTQ  # the same request as SIOCOUTQ on Linux
+else:  # elsewhere every frame goes through the sender thread
+    _SIOCOUTQ = None
 
 _ABNORMAL = 1006
 # The service closes with a generic code (1007) when a quota runs out; only the reason tells
@@ -153,6 +162,29 @@ class Transport:
     def send_text(self, text: str) -> None:
         """Send one text frame (thread-safe). Raises ConnectionClosed if the socket is gone."""
         self._send(OP_TEXT, text.encode("utf-8"))
+
+    def try_send_text(self, text: str, before: Callable[[], None] | None = None) -> bool:
+        """Send one text frame on this thread if that cannot block; False: nothing was sent.
+
+        True only when the send lock is free and the kernel's send buffer provably has room for
+        the whole frame (:func:`_room_for`), so the write returns at once; ``before()`` runs
+        just before it. A failed write also returns False: the caller queues the frame, and the
+        sender meets the error.
+        """
+        if self._closed or self._close_sent or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            frame = encode_frame(OP_TEXT, text.encode("utf-8"))
+            if not _room_for(self._sock, len(frame) + _TLS_SLACK):
+                return False
+            if before is not None:
+                before()
+            self._sock.sendall(frame)
+            return True
+        except (OSError, ValueError):
+            return False
+        finally:
+            self._lock.release()
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a ping frame (thread-safe)."""
@@ -286,6 +318,26 @@ class Transport:
         self._closed = True
         with contextlib.suppress(OSError):
             self._sock.close()
+
+
+_TLS_SLACK = 256  # a TLS record's header and tag, and then some
+
+
+def _room_for(sock: socket.socket, nbytes: int) -> bool:
+    """Whether writing ``nbytes`` to ``sock`` now would return without waiting (Linux only).
+
+    Linux blocks a TCP send only while the queued bytes' memory (payload plus per-packet
+    overhead, at most about twice the payload) reaches the send buffer: twice the unsent and
+    unacknowledged bytes (``SIOCOUTQ``) plus twice the frame below ``SO_SNDBUF`` cannot block.
+    """
+    if _SIOCOUTQ is None:
+        return False
+    try:
+        queued: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0"))[0]
+        size: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    except (OSError, ValueError):
+        return False
+    return 2 * (queued + nbytes) <= size
 
 
 def _valid_close_code(code: int) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,8 @@ def test_all_is_complete() -> None:
         for name, value in vars(dashscope_rt).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
+    # AsyncSession is bound on first use, so that `import dashscope_rt` does not import asyncio.
+    public.add("AsyncSession")
     assert public == set(dashscope_rt.__all__) - {"__version__"}
 
 
@@ -125,6 +129,21 @@ def test_no_module_is_rewritten() -> None:
         if source is not None:
             expected = module.replace(".", "/")
             assert source.replace("\\", "/").endswith((expected + ".py", expected + "/__init__.py"))
+
+
+def test_import_leaves_the_heavy_modules_until_used() -> None:
+    """`import dashscope_rt` does not import numpy, soxr or asyncio (#17: import time)."""
+    code = (
+        "import sys, dashscope_rt\n"
+        "print(sorted(m for m in ('numpy', 'soxr', 'asyncio') if m in sys.modules))\n"
+        "dashscope_rt.AsyncSession\n"
+        "print('asyncio' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "True"  # the lazy name still works, and brings asyncio with it
 
 
 # --- AsyncSession mirrors Session -------------------------------------------------------------

@@ -298,6 +298,36 @@ def test_push_to_talk_controller(no_thread_leak: None, sim: Simulator) -> None:
     assert ptt.replies[0].status == "completed"
 
 
+@pytest.mark.timeout(30)
+def test_push_to_talk_refuses_audio_from_a_device_without_a_clock(sim: Simulator) -> None:
+    """A null/dummy input device delivers audio as fast as it is read (#13 item 10): a short
+    press then "captures" a minute of audio; none of it is committed as the user's turn."""
+    script = Script(bytes(60 * 16000 * 2))  # a minute of input
+    ptt = desktop_tk.PushToTalk(
+        _kwargs(sim),
+        mic_stream=lambda **kw: FakeInput(script, 1e6, **kw),  # no clock: as fast as it can
+        speaker_stream=lambda **kw: FakeOutput(20.0, **kw),
+        mic_rate=16000,
+    )
+    try:
+        ptt.start()
+        ptt.press()
+        deadline = time.monotonic() + 10
+        while not script.finished and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ptt.release()
+        kind, text = ptt.messages.get(timeout=5)
+        while kind == "status":
+            kind, text = ptt.messages.get(timeout=5)
+    finally:
+        ptt.close()
+    assert kind == "error" and "not a live microphone" in text and "nothing was sent" in text
+    assert sim.last.closed.wait(timeout=5)  # the simulator has read everything
+    types = sim.last.received_types()
+    assert "input_audio_buffer.clear" in types
+    assert "input_audio_buffer.commit" not in types and "response.create" not in types
+
+
 # -- Flask -----------------------------------------------------------------------------------------
 
 

@@ -257,6 +257,18 @@ def test_raising_handler_goes_to_on_error_and_the_session_goes_on(sim: Simulator
 
 
 @pytest.mark.timeout(30)
+def test_a_handler_added_between_turns_gets_the_next_turns_events(sim: Simulator) -> None:
+    """Handlers are routed per event class once seen; a later registration still counts."""
+    late: list[ev.ResponseAudioDelta] = []
+    with make(sim, config=MANUAL) as s:
+        s.on_audio_delta(lambda e: None)
+        s.ask(audio=speech(), timeout=10)  # the route for audio deltas is made here
+        s.on_audio_delta(late.append)
+        second = s.ask(audio=speech(), timeout=10)
+    assert late and b"".join(e.audio for e in late) == second.audio
+
+
+@pytest.mark.timeout(30)
 def test_raising_handler_is_logged_with_traceback_by_default(
     sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:

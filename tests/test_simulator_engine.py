@@ -122,6 +122,18 @@ def test_synthesized_speech_is_audible_and_follows_text_length() -> None:
     assert synthesize("same", 16000) == synthesize("same", 16000)
 
 
+def test_synthesize_makes_a_repeated_reply_once() -> None:
+    """A load test asks hundreds of sessions for the same reply: it is synthesized once."""
+    from dashscope_rt.testing._speech import _synthesize
+
+    text = "a reply that every session of a load test gets"
+    first = synthesize(text, 24000)
+    hits = _synthesize.cache_info().hits
+    assert synthesize(text, 24000) == first
+    assert _synthesize.cache_info().hits == hits + 1
+    assert synthesize(text, 16000) != first  # the rate is part of the key
+
+
 def test_threshold_mapping_is_monotonic() -> None:
     assert threshold_to_dbfs(-1.0) == -60.0
     assert threshold_to_dbfs(0.5) == -30.0

@@ -62,6 +62,15 @@ def _check_quality(quality: Any) -> str:
     return q
 
 
+def _finite_to_int16(y: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
+    """:func:`to_int16` for the resampler's own output, which is finite (its input was made
+    so) and ours to overwrite: scaled, clipped and rounded in place, no NaN scan."""
+    y *= np.float32(32768.0)
+    np.clip(y, -32768.0, 32767.0, out=y)
+    np.rint(y, out=y)
+    return y.astype(np.int16)
+
+
 def _clip_unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Replace NaN by 0 in an already clipped array (a cheap sum detects them)."""
     if not math.isfinite(float(x.sum())):
@@ -111,8 +120,8 @@ class _MonoInput:
 
     def _downmix(self, arr: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         ch = arr.shape[1]
-        out = arr[:, 0].astype(np.float32)
-        for c in range(1, ch):
+        out: npt.NDArray[np.float32] = np.add(arr[:, 0], arr[:, 1], dtype=np.float32)
+        for c in range(2, ch):
             out += arr[:, c]
         out *= np.float32(1.0 / ch)
         if arr.dtype.kind == "f":
@@ -359,7 +368,7 @@ class AudioConverter:
             self._fed = True
             if not y.size:
                 return
-            pcm = to_int16(y)
+            pcm = _finite_to_int16(y)
         self._append(pcm)
 
     def _append(self, pcm: npt.NDArray[np.int16]) -> None:

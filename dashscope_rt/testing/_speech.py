@@ -7,6 +7,7 @@ the level and rhythm of speech so a VAD reacts to it, and its length follows the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 
@@ -92,7 +93,16 @@ def _syllable(
 def synthesize(
     text: str, rate: int = 24000, *, pitch_hz: float = 180.0, level: float = 0.25
 ) -> bytes:
-    """Speech-like mono PCM16LE for ``text`` at ``rate`` Hz (deterministic for a given text)."""
+    """Speech-like mono PCM16LE for ``text`` at ``rate`` Hz (deterministic for a given text).
+
+    Recent results are cached: a load test that asks hundreds of sessions for the same reply
+    synthesizes it once.
+    """
+    return _synthesize(text, rate, pitch_hz, level)
+
+
+@functools.lru_cache(maxsize=64)
+def _synthesize(text: str, rate: int, pitch_hz: float, level: float) -> bytes:
     rng = np.random.default_rng(_seed(text))
     words = _words(text)
     pieces: list[np.ndarray] = [np.zeros(int(0.05 * rate))]
