@@ -308,6 +308,9 @@ class Engine:
         self.link.mark_closed()
         self.waiters.fail_all(self.fatal or SessionClosed(f"the session ended: {closed}"))
         self.tools.shutdown()
+        # soxr's native state must not outlive the session: a closed Session that something
+        # still holds at interpreter exit would leak it (nanobind reports that on stderr).
+        self.uplink.release()
         self.dispatcher.emit(info, time.monotonic(), wire=True)
         self.closed_event.set()
         with self.conv_cv:
