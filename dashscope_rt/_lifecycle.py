@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._link import Link, LinkLost
     from ._settings import SessionSettings
     from ._tool_runner import ToolRunner
+    from ._uplink import Uplink
     from ._waiters import Waiters
     from .errors import ServerError
     from .models import ModelInfo
@@ -47,6 +48,7 @@ class Lifecycle:
     dispatcher: Dispatcher
     settings: SessionSettings
     tools: ToolRunner
+    uplink: Uplink
     waiters: Waiters
     conv_cv: threading.Condition
     closed_event: threading.Event
@@ -133,6 +135,9 @@ class Lifecycle:
         self.link.mark_closed()
         self.waiters.fail_all(self.fatal or SessionClosed(f"the session ended: {closed}"))
         self.tools.shutdown()
+        # soxr's native state must not outlive the session: a closed Session that something
+        # still holds at interpreter exit would leak it (nanobind reports that on stderr).
+        self.uplink.release()
         self.dispatcher.emit(info, time.monotonic(), wire=True)
         self.closed_event.set()
         with self.conv_cv:

@@ -156,6 +156,12 @@ class Uplink:
                 self._converter.reset()
             self._since_commit = 0
 
+    def release(self) -> None:
+        """Free the resampler (the session is over; a later append makes a new one)."""
+        with self._lock:
+            self._converter = None
+            self._converter_key = None
+
     def _send_chunk(self, chunk: bytes) -> None:
         if chunk:
             self._send(ev.InputAudioBufferAppend(audio=chunk), chunk)

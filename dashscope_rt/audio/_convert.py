@@ -477,6 +477,12 @@ class OutputConverter:
             self._fed = False
             self._in.drop_carry()
 
+    def release(self) -> None:
+        """Free the resampler's native state; the converter must not be used afterwards."""
+        with self._lock:
+            self._rs = None
+            self._fed = False
+
     def _shape(self, y: npt.NDArray[Any]) -> npt.NDArray[Any]:
         if self._dtype == "int16":
             out = y if y.dtype == np.int16 else to_int16(y)

@@ -141,6 +141,7 @@ class Player:
             self._closed = True
             stream, self._stream = self._stream, None
             self._buf.clear()
+            self._conv.release()  # soxr's native state must not outlive the player
         self._drained.set()
         if stream is not None:
             try:
@@ -163,12 +164,16 @@ class Player:
         ``response_id`` tags the audio so that :meth:`played_ms_of` can tell how much of that
         response was played. Safe to call from the session's event thread.
         """
-        if self._stream is None and not self._closed:
+        if self._closed:
+            return
+        if self._stream is None:
             self.start()
         self._enqueue(self._conv.convert(pcm16).tobytes(), response_id)
 
     def flush(self) -> None:
         """Queue the resampler's tail at the end of a reply (only matters when resampling)."""
+        if self._closed:
+            return
         last = self._segments[-1].response_id if self._segments else None
         self._enqueue(self._conv.flush().tobytes(), last)
 
@@ -181,7 +186,8 @@ class Player:
                 if seg.end > head and seg.cut_at is None:
                     seg.cut_at = head
             self._buf.clear()
-            self._conv.reset()
+            if not self._closed:
+                self._conv.reset()
         self._drained.set()
         return dropped * 1000.0 / self._out_rate
 
