@@ -25,8 +25,10 @@ from ._cli_common import (
     level_dbfs,
     meter,
     non_negative,
+    read_wav_arg,
 )
 from ._cli_config import Settings, add_profile_argument, mask_key, resolve
+from ._cli_prompt import run_prompt
 from ._endpoint import is_loopback
 from .audio import to_int16
 
@@ -40,13 +42,6 @@ TEXT_MODEL = "qwen3.5-omni-flash-realtime"
 _CHUNK_MS = 100
 _REPLY_TIMEOUT = 60.0
 _NO_SPEECH_AFTER_S = 4.0
-
-_HELP = """\
-Type a message (models that take text), or a command:
-  /wav FILE      send a WAV file as a spoken turn
-  /voice NAME    change the voice
-  /clear         start a new conversation (fresh session)
-  /exit          leave (also Ctrl+D or Ctrl+C)"""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -106,7 +101,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 "To try it without a key: dashscope-rt demo",
                 EXIT_AUTH,
             )
-        wav = _read_wav(Path(args.wav)) if args.wav else None  # a bad file fails before connecting
+        wav = (
+            read_wav_arg(Path(args.wav)) if args.wav else None
+        )  # a bad file fails before connecting
         _require_devices(mic=args.mic, play=args.play)
         client = ChatClient(settings, model, args, con, voice=voice)
         client.open()
@@ -117,7 +114,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         elif args.mic:
             return client.run_mic()
         else:
-            return client.interactive()
+            return run_prompt(client)
         client.finish()
         return EXIT_OK
     except CliError as exc:
@@ -169,20 +166,6 @@ def _pick_voice(
         )
     )
     return None
-
-
-def _read_wav(path: Path) -> Any:
-    from .audio import read_wav
-    from .errors import RealtimeError
-
-    if not path.is_file():
-        raise CliError(f"no such file: {path}", EXIT_USAGE)
-    try:
-        return read_wav(path)
-    except RealtimeError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc}", EXIT_USAGE) from None
 
 
 def _require_devices(*, mic: bool, play: bool) -> None:
@@ -406,7 +389,7 @@ class ChatClient:
         from .streaming import stream_audio
 
         session = self._check()
-        wav = wav if wav is not None else _read_wav(path)
+        wav = wav if wav is not None else read_wav_arg(path)
         rate, ch = wav.sample_rate, wav.channels
         pace = f"{speed:g}× real time" if speed > 0 else "all at once"
         self.con.line(
@@ -534,75 +517,25 @@ class ChatClient:
         self._check()
         return EXIT_OK
 
-    def interactive(self) -> int:
-        """A prompt: text lines, ``/wav``, ``/voice``, ``/clear``, ``/exit``."""
-        self.con.line(_HELP)
-        while True:
-            try:
-                line = input("> ").strip()
-            except EOFError:
-                self.con.line()
-                return EXIT_OK
-            except KeyboardInterrupt:
-                self.con.line("\nBye.")
-                return EXIT_OK
-            if not line:
-                continue
-            try:
-                if not self._command(line):
-                    return EXIT_OK
-            except CliError as exc:
-                self.con.error(exc.message)
-            except KeyboardInterrupt:
-                self.interrupt()
-                self.con.line("(interrupted)")
-                self.settle()
-
-    def _command(self, line: str) -> bool:
+    def change_voice(self, name: str) -> None:
+        """Ask the session for another voice; a refusal is reported once, as a ``CliError``."""
         from .config import SessionConfig
         from .errors import RealtimeError
 
-        if not line.startswith("/"):
-            self._reopen_if_closed()
-            self.send_text(line)
-            return True
-        cmd, _, rest = line.partition(" ")
-        rest = rest.strip()
-        if cmd in ("/exit", "/quit"):
-            return False
-        if cmd == "/help":
-            self.con.line(_HELP)
-        elif cmd == "/wav":
-            if not rest or not Path(rest).is_file():
-                raise CliError(f"/wav needs an existing WAV file, got {rest!r}", EXIT_USAGE)
-            wav = _read_wav(Path(rest))
-            self._reopen_if_closed()
-            self.send_wav(Path(rest), speed=self.args.speed, wav=wav)
-        elif cmd == "/voice":
-            if not rest:
-                raise CliError("/voice needs a name, e.g. /voice Cherry", EXIT_USAGE)
-            self._reopen_if_closed()
-            self._quiet_error.set()
-            try:
-                self._check().update(SessionConfig(voice=rest))
-            except RealtimeError as exc:
-                self._expect_quiet_error(exc)
-                raise CliError(
-                    f"voice {rest!r} refused: {exc} (after audio was produced some models keep "
-                    "their voice: /clear, then /voice)",
-                    EXIT_ERROR,
-                ) from None
-            finally:
-                self._quiet_error.clear()
-            self.voice = rest
-            self.con.line(self.con.dim(f"voice: {rest}"))
-        elif cmd == "/clear":
-            self.close()
-            self.open()
-            self.con.line(self.con.dim("new conversation"))
-        else:
-            raise CliError(f"unknown command {cmd}; /help lists them", EXIT_USAGE)
-        return True
+        self._quiet_error.set()
+        try:
+            self._check().update(SessionConfig(voice=name))
+        except RealtimeError as exc:
+            self._expect_quiet_error(exc)
+            raise CliError(
+                f"voice {name!r} refused: {exc} (after audio was produced some models keep "
+                "their voice: /clear, then /voice)",
+                EXIT_ERROR,
+            ) from None
+        finally:
+            self._quiet_error.clear()
+        self.voice = name
+        self.con.line(self.con.dim(f"voice: {name}"))
 
     def _expect_quiet_error(self, exc: BaseException, timeout: float = 1.0) -> None:
         """A refused request reaches ``on_error`` too, just after: let that one pass silently."""
@@ -613,7 +546,8 @@ class ChatClient:
             while self._quiet_error.is_set() and time.monotonic() < deadline:
                 time.sleep(0.01)
 
-    def _reopen_if_closed(self) -> None:
+    def reopen_if_closed(self) -> None:
+        """Open a new session when the last one has closed."""
         if self.session is None or self.session.closed:
             self.con.line(self.con.dim("the session had closed; opening a new one"))
             self.session = None

@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import urllib.parse
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = [
     "meter",
     "non_negative",
     "quiet_broken_pipe",
+    "read_wav_arg",
     "region_label",
     "safe_streams",
 ]
@@ -165,6 +167,20 @@ def non_negative(text: str) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a number >= 0 (0 = no pacing), got {text!r}")
     return value
+
+
+def read_wav_arg(path: Path) -> Any:
+    """The WAV file a command was given; a missing or bad file is a usage error."""
+    from .audio import read_wav
+
+    if not path.is_file():
+        raise CliError(f"no such file: {path}", EXIT_USAGE)
+    try:
+        return read_wav(path)
+    except errors.RealtimeError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc}", EXIT_USAGE) from None
 
 
 def level_dbfs(pcm16: bytes) -> float:

@@ -14,15 +14,17 @@ The parts, each in its own module:
 The :class:`Engine` holds what they share: the config, the server's session info and the sans-IO
 :class:`~dashscope_rt.conversation.Conversation`. For each event the dispatcher delivers it
 updates the conversation first, then the session's bookkeeping, then calls the handlers, then
-routes the conversation's notices (reply, tool calls, barge-in, ...). It holds no reference to
-the public ``Session``, so a ``Session`` nobody references any more is finalised and closes it.
+routes the conversation's notices (reply, tool calls, barge-in, ...). Its send side
+(:mod:`~dashscope_rt._engine_send`) and its lifecycle, connect, close and how a session ends
+(:mod:`~dashscope_rt._lifecycle`), are its bases, in their own modules. It holds no reference
+to the public ``Session``, so a ``Session`` nobody references any more is finalised and closes
+it.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import json
 import logging
 import threading
 import time
@@ -31,15 +33,16 @@ from typing import Any, TypeVar
 
 from . import events as ev
 from ._dispatch import Dispatcher
+from ._engine_send import SendSide
 from ._handshake import server_error
 from ._legacy import LegacyReplies
-from ._link import Link, LinkLost, ReconnectPolicy, State
+from ._lifecycle import Lifecycle
+from ._link import Link, ReconnectPolicy, State
 from ._playback import PlaybackLink
 from ._sdk_events import Closed, Reconnected, Reconnecting, RolledOver, SessionExpiring
 from ._settings import SessionSettings
 from ._tool_runner import ToolRunner
 from ._uplink import Uplink
-from ._voice_refusal import voice_refusal
 from ._waiters import Waiters
 from .config import SessionConfig
 from .conversation import (
@@ -53,12 +56,8 @@ from .conversation import (
 )
 from .errors import (
     ConnectionClosed,
-    InvalidInput,
-    InvalidType,
     ProtocolError,
     ServerError,
-    SessionClosed,
-    Timeout,
 )
 from .models import ModelInfo
 from .recording import LogWriter
@@ -75,7 +74,7 @@ _SDK_NOTICES = (Reconnecting, Reconnected, RolledOver, SessionExpiring)
 _AUDIO_DELTA = ev.ResponseAudioDelta
 
 
-class Engine:
+class Engine(SendSide, Lifecycle):
     """Everything a session does at run time; see the module docstring for its parts."""
 
     def __init__(
@@ -186,174 +185,10 @@ class Engine:
     def lag_samples(self) -> Sequence[float]:
         return self.dispatcher.lag_samples
 
-    def check_open(self) -> None:
-        """Raise :class:`SessionClosed` unless frames can be sent (or queued for a redial)."""
-        closed = self.close_info
-        detail = ""
-        if closed is not None and closed.code is not None:
-            detail = f" (code {closed.code}{': ' + closed.reason if closed.reason else ''})"
-        try:
-            self.link.check_open(detail)
-        except SessionClosed as exc:
-            if self.fatal is not None:
-                raise SessionClosed(f"{exc} (it ended with: {self.fatal})") from self.fatal
-            raise
-
     def on_dispatcher(self) -> bool:
         return self.dispatcher.on_dispatcher()
 
-    # -- config ----------------------------------------------------------------------------------
-
-    def update(self, config: SessionConfig, *, wait: bool, timeout: float) -> None:
-        """Merge ``config`` into the current one and send it whole (see Session.update)."""
-        self.check_open()
-        if not isinstance(config, SessionConfig):
-            raise InvalidType(f"config must be a SessionConfig, got {type(config).__name__}")
-        old, wire = self.settings.propose(config)
-        event = ev.SessionUpdate(session=wire, event_id=ev.new_event_id())
-        assert event.event_id is not None
-        waiter = None
-        if wait and not self.on_dispatcher():
-            waiter = self.waiters.add_update(event.event_id)
-        try:
-            self.send_event(event)
-            if waiter is None:
-                return
-            if not waiter.done.wait(timeout):
-                raise Timeout(f"no session.updated within {timeout} s")
-        finally:
-            if waiter is not None:
-                self.waiters.remove_update(waiter)
-        if waiter.error is not None:
-            self.settings.restore(old, wire)
-            raise waiter.error
-
-    # -- connecting and closing --------------------------------------------------------------------
-
-    def connect(self) -> None:
-        """Open, handshake, start the threads. On failure no thread and no socket are left."""
-        self.link.begin_connect()
-        try:
-            if self.record_to is not None:
-                self._recorder = LogWriter(
-                    self.record_to,
-                    model=self.model.name,
-                    input_rate=self.settings.input_rate,
-                    output_rate=self.settings.output_rate,
-                )
-                self.link.wire_log.recorder = self._recorder
-            self.link.connect()
-        except BaseException as exc:
-            self._close_recorder()
-            self.closed_event.set()
-            refused = voice_refusal(exc, self.model)
-            if refused is not None:
-                raise refused from exc
-            raise
-        self.dispatcher.start()
-        log.debug("session %s connected to %s", self.settings.session_id, self.url)
-
-    def close_async(self, code: int = 1000, reason: str = "") -> bool:
-        """Start closing (never blocks); False if it was already closing or closed."""
-        started, never_opened = self.link.close_async(code, reason)
-        if never_opened:
-            self.closed_event.set()
-        return started
-
-    def close(self, code: int = 1000, reason: str = "", timeout: float | None = None) -> None:
-        """Close, then join every thread but the calling one (each join is bounded)."""
-        timeout = self.link.close_timeout if timeout is None else timeout
-        self.close_async(code, reason)
-        if self.on_dispatcher():
-            return  # the threads end by themselves; on_close runs after this handler
-        deadline = time.monotonic() + timeout
-        self.link.join(deadline)
-        self.tools.shutdown()
-        self.dispatcher.join(max(0.5, deadline - time.monotonic()))
-
-    def _close_recorder(self) -> None:
-        rec, self._recorder = self._recorder, None
-        self.link.wire_log.recorder = None
-        if rec is not None:
-            try:
-                rec.close()
-            except Exception:
-                log.debug("closing the recording failed", exc_info=True)
-
-    def _finish(self, lost: LinkLost) -> None:
-        """Dispatcher: the connection is gone. Fire ``on_close`` once and end."""
-        closed = lost.error
-        self.link.release()
-        self._close_recorder()
-        user_closed = self.link.user_closed
-        if self.fatal is None:
-            if lost.cause is not None:
-                self.fatal = lost.cause
-            elif self._last_error is not None and closed.by_server and not user_closed:
-                # The protocol has no fatal flag: an error the server closes the socket after
-                # (no other event in between) is what ended the session.
-                self._last_error.fatal = True
-                closed.__cause__ = self._last_error
-                self.fatal = self._last_error
-            elif not user_closed and closed.code not in (1000, 1005):
-                self.fatal = closed
-        server_said = self.fatal or (closed if closed.by_server else None)
-        self.fatal = voice_refusal(server_said, self.model) or self.fatal
-        if closed.by_server:
-            log.info("session %s closed by the server: %s", self.settings.session_id, closed)
-        info = Closed(
-            code=closed.code, reason=closed.reason, by_server=closed.by_server, error=self.fatal
-        )
-        self.close_info = info
-        self.link.mark_closed()
-        self.waiters.fail_all(self.fatal or SessionClosed(f"the session ended: {closed}"))
-        self.tools.shutdown()
-        # soxr's native state must not outlive the session: a closed Session that something
-        # still holds at interpreter exit would leak it (nanobind reports that on stderr).
-        self.uplink.release()
-        self.dispatcher.emit(info, time.monotonic(), wire=True)
-        self.closed_event.set()
-        with self.conv_cv:
-            self.conv_cv.notify_all()
-
-    # -- sending -----------------------------------------------------------------------------------
-
-    def send_event(self, event: ev.ClientEvent, *, audio: bytes | None = None) -> str:
-        """Encode and queue ``event``; return its event id. Thread-safe; never blocks."""
-        self.check_open()
-        eid = getattr(event, "event_id", None) or ev.new_event_id()
-        text = ev.encode(event, event_id=eid)
-        with self.conv_cv:
-            self.conv.sent(event, event_id=eid)
-            self.link.send(text, audio)
-        return eid
-
-    def _send_audio_event(self, event: ev.ClientEvent, audio: bytes | None) -> str:
-        return self.send_event(event, audio=audio)
-
-    def send_raw(self, event: Mapping[str, Any]) -> str:
-        self.check_open()
-        if not isinstance(event, Mapping):
-            raise InvalidType(f"send_raw() takes a dict, got {type(event).__name__}")
-        data = dict(event)
-        if not isinstance(data.get("type"), str):
-            raise InvalidInput("send_raw() needs a dict with a string 'type'")
-        eid = data.get("event_id")
-        if not isinstance(eid, str):
-            eid = data["event_id"] = ev.new_event_id()
-        try:
-            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"send_raw(): the event is not JSON-serialisable: {exc}") from None
-        with self.conv_cv:
-            self.conv.sent(data, event_id=eid)
-            self.link.send(text)
-        return eid
-
-    def cancel_response(self) -> str:
-        eid = self.send_event(ev.ResponseCancel())
-        self.dispatcher.call_soon(lambda: self.tools.cancel("response.cancel"))
-        return eid
+    # -- the conversation, for the other threads ---------------------------------------------------
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no response is in progress or pending (not on the dispatcher)."""
@@ -460,19 +295,6 @@ class Engine:
         elif isinstance(obj, ev.SessionFinished):
             self.waiters.finished()
 
-    def _voice_refused(self, event: ev.ErrorEvent) -> bool:
-        """A refused voice ends the session at once: the connection does not recover from it
-        (docs/protocol.md §9.2), so nothing waits for an answer or a close that may not come."""
-        refused = voice_refusal(server_error(event, fatal=True), self.model)
-        if refused is None:
-            return False
-        if self.fatal is None:
-            self.fatal = refused
-        self.waiters.fail_all(refused)
-        self.dispatcher.report_error(refused)
-        self.close_async(1000, "voice not supported")
-        return True
-
     def _server_error_event(self, event: ev.ErrorEvent) -> None:
         # Reported at once as recoverable; _finish marks it fatal if the server then closes.
         err = server_error(event, fatal=False)
@@ -502,38 +324,6 @@ class Engine:
             self.dispatcher.emit(notice.reply, t, wire=False)
         if isinstance(notice, (ResponseFinished, CreateFailed)):
             self._flush_tools()
-
-    def _handler_failed(self, exc: BaseException) -> None:
-        if self.handler_errors == "raise" and self.fatal is None:
-            self.fatal = exc
-            self.close_async(1011, "handler error")
-
-    def _tool_result(self, error: BaseException | None) -> None:
-        if error is not None:
-            self.dispatcher.report_error(error)
-        self._flush_tools()
-
-    def _flush_tools(self) -> None:
-        """Send the results of the oldest complete batch and one response.create, if idle."""
-        if not self.link.is_open():
-            return
-        with self.conv_cv:
-            if not self.conv.can_create_response():
-                return  # sent once the current response is done
-        batch = self.tools.pop_ready()
-        if batch is None:
-            return
-        try:
-            for call in batch.calls:
-                self.send_event(
-                    ev.ConversationItemCreate.function_call_output(
-                        call.call_id, batch.results[call.call_id]
-                    )
-                )
-            self.send_event(ev.ResponseCreate())
-        except SessionClosed:
-            return
-        self.waiters.tool_results_sent()
 
     def _session_update(self) -> dict[str, Any]:
         """Reader thread, at each handshake: a new server session gets the context so far."""

@@ -1,11 +1,11 @@
 """The link: one session's connection to the service, kept alive and redialled.
 
-:class:`Link` owns the socket and two threads:
+:class:`Link` owns the socket, the connection's state and two threads:
 
-* ``dashscope_rt-reader-N`` blocks in ``Transport.recv``, decodes each frame and hands it on with
-  its arrival time (``deliver``). It pings a quiet line, notices a dead one, warns before the
-  service's 120-minute cap and redials when a :class:`ReconnectPolicy` allows. It never runs
-  user code.
+* ``dashscope_rt-reader-N`` (:mod:`~dashscope_rt._reader`) decodes each frame and hands it on
+  with its arrival time (``deliver``), keeps the line alive, watches the 120-minute cap and
+  redials when a :class:`ReconnectPolicy` allows; it changes the state through the link's
+  methods (``begin_redial``, ``adopt``, ``gone``).
 * ``dashscope_rt-sender-N`` writes queued frames in order, so that a send never waits for the
   network.
 
@@ -28,20 +28,18 @@ import attrs
 
 from . import events as ev
 from . import limits
-from ._handshake import Dialer, WireLog, binary_frame_error
-from ._sdk_events import Reconnected, Reconnecting, RolledOver, SessionExpiring
+from ._handshake import Dialer, WireLog
+from ._reader import Reader
+from ._sdk_events import RolledOver
 from ._voice_refusal import refused_voice
 from .errors import (
     ConnectionClosed,
     HandshakeError,
-    ProtocolError,
-    ReceiveBacklogFull,
     SendBacklogFull,
-    ServerError,
     SessionClosed,
     TransportError,
 )
-from .transport import OP_BINARY, OP_PONG, ProxySetting, Transport
+from .transport import ProxySetting, Transport
 
 __all__ = ["Link", "LinkLost", "ReconnectPolicy", "State"]
 
@@ -105,10 +103,6 @@ class LinkLost:
 
     error: ConnectionClosed
     cause: BaseException | None = None
-
-
-class _RollOver(Exception):
-    """Raised in the reader to move to a new server session (see ``Link._roll_over``)."""
 
 
 @attrs.define
@@ -226,7 +220,7 @@ class Link:
         self.close_timeout = close_timeout
         self.reconnect = reconnect
         self.expiry_warning = expiry_warning
-        self._deliver = deliver
+        self.deliver = deliver
         self._session_update = session_update
         self._on_session = on_session
         self._on_redial = on_redial
@@ -240,18 +234,15 @@ class Link:
         self.generation = 0
         self.drop_cause: ConnectionClosed | None = None
         self.user_closed = False
-        self._close_args: tuple[int, str] = (1000, "")
+        self.close_args: tuple[int, str] = (1000, "")
         self._close_deadline: float | None = None
         self._stop_reconnect = threading.Event()
         self._outq = _SendQueue(send_backlog_bytes)
-        self._reader: threading.Thread | None = None
+        self._reader = Reader(self)
         self._sender: threading.Thread | None = None
-        self._expiry_warned = False
-        self._expiry_check_at = 0.0
         self.session_cap = SESSION_CAP_S
         self.rollover_lead: float | None = None
         self.can_roll_over: Callable[[], bool] = lambda: False
-        self._rollover_failed = False
         self._ready_generation = 0  # the generation whose session state is in place
         self.session_id: str | None = None  # of the current server session
 
@@ -319,7 +310,7 @@ class Link:
         On failure no thread and no socket are left, and the state is CLOSED.
         """
         try:
-            transport, early, self.session_id = self._dial()
+            transport, early, self.session_id = self.dial()
         except BaseException:
             with self._state_cv:
                 self.state = State.CLOSED
@@ -335,134 +326,25 @@ class Link:
             self.state = State.OPEN
             self._state_cv.notify_all()
         for t, obj in early:
-            self._deliver(t, obj, 0)
+            self.deliver(t, obj, 0)
         n = self.number
-        self._reader = threading.Thread(
-            target=self._read_loop, name=f"dashscope_rt-reader-{n}", daemon=True
-        )
         self._sender = threading.Thread(
             target=self._send_loop, name=f"dashscope_rt-sender-{n}", daemon=True
         )
         self._sender.start()
         self._reader.start()
 
-    def _dial(self) -> tuple[Transport, list[tuple[float, Any]], str | None]:
+    def dial(self) -> tuple[Transport, list[tuple[float, Any]], str | None]:
+        """A new connection, handshaken: (transport, events received early, session id)."""
         return self._dialer.dial(self._session_update(), self._on_session, self.wire_log)
 
-    # -- reader thread -----------------------------------------------------------------------------
+    # -- the reader's changes (see _reader) -------------------------------------------------
 
-    def _read_loop(self) -> None:
-        closed: ConnectionClosed
-        try:
-            while True:
-                transport = self.transport
-                assert transport is not None
-                try:
-                    self._read_until_closed(transport)
-                    continue  # pragma: no cover - only ever ends by raising
-                except _RollOver:
-                    self._roll_over(transport)
-                    continue
-                except ConnectionClosed as exc:
-                    closed = exc
-                if self.user_closed:
-                    self._gone(closed)
-                    return
-                ok, cause = self._redial(closed)
-                if not ok:
-                    self._gone(closed, cause)
-                    return
-        except BaseException as exc:  # a bug: never leave the session hanging
-            log.exception("the reader thread failed")
-            self._gone(ConnectionClosed(1006, f"reader failed: {exc!r}", by_server=False))
-
-    def _read_until_closed(self, transport: Transport) -> None:
-        interval = self.ping_interval
-        ping_sent: float | None = None
-        transport.settimeout(interval)
-        deliver = self._deliver
-        decode = ev.decode
-        monotonic = time.monotonic
-        recording = self.wire_log.active
-        while True:
-            frame = transport.recv()
-            if frame is None:  # the line was quiet for a while
-                now = monotonic()
-                if self.user_closed:  # the server did not answer our close frame in time
-                    transport.abort()
-                    code, reason = self._close_args
-                    raise ConnectionClosed(code, reason, by_server=False)
-                self._check_expiry(now)
-                if interval is None:
-                    continue
-                if ping_sent is not None:
-                    if now - ping_sent >= self.ping_timeout:
-                        transport.abort()
-                        raise ConnectionClosed(
-                            1006,
-                            f"keepalive: no answer to a ping within {self.ping_timeout:g} s",
-                            by_server=False,
-                        )
-                    transport.settimeout(max(0.01, ping_sent + self.ping_timeout - now))
-                    continue
-                transport.ping(b"dashscope_rt")
-                ping_sent = now
-                transport.settimeout(self.ping_timeout)
-                continue
-            t = monotonic()
-            if ping_sent is not None:
-                ping_sent = None
-                transport.settimeout(interval)
-            opcode, data = frame
-            if opcode == OP_PONG:
-                continue
-            event: Any
-            try:
-                if opcode == OP_BINARY:
-                    raise binary_frame_error(data)
-                event = decode(data)
-            except ProtocolError as exc:
-                event = exc
-            else:
-                if recording:
-                    self.wire_log.received(event)
-            try:
-                deliver(t, event, len(data))
-            except ReceiveBacklogFull:
-                transport.fail(1008, "receive backlog full")
-                raise
-            if t >= self._expiry_check_at:  # after the frame: a rollover must not lose it
-                self._check_expiry(t)
-
-    def _check_expiry(self, now: float) -> None:
-        start = self.connected_at
-        self._expiry_check_at = now + 1.0
-        if start is None:
-            return
-        remaining = self.session_cap - (now - start)
-        lead = self.rollover_lead
-        if (
-            lead is not None
-            and remaining <= lead
-            and not self._rollover_failed
-            and self.can_roll_over()
-        ):
-            raise _RollOver
-        if self._expiry_warned:
-            return
-        if remaining <= self.expiry_warning:
-            self._expiry_warned = True
-            log.warning("the session reaches the service's 120-minute cap in %.0f s", remaining)
-            self._deliver(now, SessionExpiring(remaining=max(0.0, remaining)), 0)
-
-    def _redial(self, closed: ConnectionClosed) -> tuple[bool, BaseException | None]:
-        """Try the reconnect policy; (True, None) once a new connection is up."""
-        policy = self.reconnect
-        if policy is None or not policy.recoverable(closed):
-            return False, None
+    def begin_redial(self, closed: ConnectionClosed) -> bool:
+        """Reader: the connection dropped and may be redialled; False if closing already."""
         with self._state_cv:
             if self.state is not State.OPEN:
-                return False, None
+                return False
             self.state = State.RECONNECTING
             self._up = False
             self._state_cv.notify_all()
@@ -471,80 +353,37 @@ class Link:
             old.abort()
             old.release()
         self.drop_cause = closed
-        cause: BaseException = closed
-        for attempt in range(1, policy.max_attempts + 1):
-            delay = policy.delay(attempt)
-            log.warning(
-                "connection lost (%s); reconnecting in %.2f s (attempt %d of %d)",
-                cause,
-                delay,
-                attempt,
-                policy.max_attempts,
-            )
-            waiting = Reconnecting(attempt=attempt, delay=delay, cause=cause)
-            self._deliver(time.monotonic(), waiting, 0)
-            if self._stop_reconnect.wait(delay):
-                return False, None
-            try:
-                transport, early, session_id = self._dial()
-            except (TransportError, ServerError) as exc:
-                cause = exc
-                if isinstance(exc, ServerError) or not policy.recoverable(exc):
-                    return False, exc
-                continue
-            notice = Reconnected(attempt=attempt, session_id=session_id)
-            if not self._adopt(transport, early, notice, State.RECONNECTING):
-                return False, None
-            log.info("reconnected (attempt %d): session %s", attempt, session_id)
-            return True, None
-        return False, cause
+        return True
 
-    def _adopt(
-        self, transport: Transport, early: list[tuple[float, Any]], notice: Any, expect: State
-    ) -> bool:
-        """Reader: make a freshly handshaken connection the link's; False if closed meanwhile."""
+    def redial_stopped(self, delay: float) -> bool:
+        """Reader: wait ``delay`` before a redial; True if closing stopped it meanwhile."""
+        return self._stop_reconnect.wait(delay)
+
+    def adopt(self, transport: Transport, early: list[tuple[float, Any]], notice: Any) -> bool:
+        """Reader: make a freshly handshaken connection the link's (``notice``: Reconnected after
+        a redial, RolledOver before the cap); False if closed meanwhile."""
+        planned = isinstance(notice, RolledOver)
         with self._state_cv:
-            if self.state is not expect:
+            if self.state is not (State.OPEN if planned else State.RECONNECTING):
                 transport.abort()
                 transport.release()
                 return False
             self.transport = transport
             self.session_id = getattr(notice, "session_id", None)
             self.connected_at = time.monotonic()
-            self._expiry_warned = False
-            self._rollover_failed = False
             self.generation += 1
-            self._on_redial(self.generation, isinstance(notice, RolledOver))
+            self._on_redial(self.generation, planned)
             now = time.monotonic()
             for t, obj in early:
-                self._deliver(t, obj, 0)
-            self._deliver(now, notice, 0)
+                self.deliver(t, obj, 0)
+            self.deliver(now, notice, 0)
             self.state = State.OPEN
             self._up = True
             self._state_cv.notify_all()
         return True
 
-    def _roll_over(self, old: Transport) -> None:
-        """Reader: move to a new server session before the cap (the context goes along).
-
-        Done between turns only; frames being written to the old connection at that moment
-        are lost with it.
-        """
-        previous = self.session_id
-        try:
-            transport, early, session_id = self._dial()
-        except (TransportError, ServerError) as exc:
-            log.warning("rollover to a new session failed (%s); this one runs to the cap", exc)
-            self._rollover_failed = True
-            return
-        notice = RolledOver(session_id=session_id, previous_session_id=previous)
-        if not self._adopt(transport, early, notice, State.OPEN):
-            return
-        log.info("rolled over from session %s to %s", previous, session_id)
-        old.close(1000, "rollover")
-        old.release()
-
-    def _gone(self, closed: ConnectionClosed, cause: BaseException | None = None) -> None:
+    def gone(self, closed: ConnectionClosed, cause: BaseException | None = None) -> None:
+        """Reader: the connection is gone for good (``cause``: why a redial failed)."""
         with self._state_cv:
             self._up = False
             if self.state is not State.CLOSED:
@@ -555,7 +394,7 @@ class Link:
         if transport is not None:
             transport.abort()
         self._outq.put(_STOP)
-        self._deliver(time.monotonic(), LinkLost(closed, cause), 0)
+        self.deliver(time.monotonic(), LinkLost(closed, cause), 0)
 
     # -- sender thread -----------------------------------------------------------------------------
 
@@ -594,7 +433,7 @@ class Link:
             if item is _CLOSE_FRAME:
                 tr = self.transport
                 if tr is not None and self._up:
-                    tr.close(*self._close_args)
+                    tr.close(*self.close_args)
                 return
             logged = False
             while True:
@@ -630,7 +469,7 @@ class Link:
             never_opened = self.state in (State.NEW, State.CONNECTING)
             self.state = State.CLOSING if not never_opened else State.CLOSED
             self.user_closed = True
-            self._close_args = (code, reason)
+            self.close_args = (code, reason)
             self._close_deadline = time.monotonic() + self.close_timeout
             self._state_cv.notify_all()
         self._stop_reconnect.set()
@@ -655,7 +494,7 @@ class Link:
     def join(self, deadline: float) -> None:
         """Wait for the sender and the reader to end (by ``deadline``), aborting if need be."""
         me = threading.current_thread()
-        sender, reader = self._sender, self._reader
+        sender, reader = self._sender, self._reader.thread
         if sender is not None and sender is not me:
             sender.join(max(0.0, deadline - time.monotonic()))
             if sender.is_alive():  # stuck in a send: the abort below frees it

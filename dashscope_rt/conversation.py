@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +39,11 @@ from ._notices import (
     ToolCallsReady,
     UserTranscript,
 )
+from ._open_responses import OpenResponses
 from ._replies import FinishedReplies
 from ._requests import Requests
 from ._transcript import Transcript
-from ._turns import OpenResponse, UserTurns
+from ._turns import UserTurns
 from .errors import InvalidInput
 from .models import ModelInfo
 from .reply import HistoryEntry, Reply, TurnMetrics
@@ -69,8 +69,6 @@ __all__ = [
 
 log = logging.getLogger("dashscope_rt.conversation")
 
-_FINISHED_IDS_KEPT = 256
-
 
 # --- the state machine -----------------------------------------------------------------------
 
@@ -89,11 +87,12 @@ class Conversation:
     recent history lines (and metrics) kept; None keeps everything. ``meter``: prices each
     reply (``Reply.cost``) and reports a budget overrun (:class:`BudgetExceeded`).
 
-    It routes events to its parts and keeps the set of open responses: ``UserTurns`` follows
-    the user's input and ``OpenResponse`` each response (:mod:`~dashscope_rt._turns`),
-    ``FinishedReplies`` makes and keeps the replies (:mod:`~dashscope_rt._replies`),
-    ``Transcript`` the history lines, ``Requests`` the outstanding create and cancel, and
-    ``Interruptions`` what a barge-in cut.
+    It routes events to its parts: ``UserTurns`` follows the user's input and ``OpenResponse``
+    each response (:mod:`~dashscope_rt._turns`), ``OpenResponses`` the responses in progress
+    from their start to their end (:mod:`~dashscope_rt._open_responses`), ``FinishedReplies``
+    makes and keeps the replies (:mod:`~dashscope_rt._replies`), ``Transcript`` the history
+    lines, ``Requests`` the outstanding create and cancel, and ``Interruptions`` what a barge-in
+    cut.
     """
 
     def __init__(
@@ -115,24 +114,56 @@ class Conversation:
         self.max_history = max_history
         self.meter = meter
         self.clock = clock
-        self.cancel_timeout = cancel_timeout
-        self.cancel_grace = cancel_grace
         self.create_timeout = create_timeout
         self.session_id: str | None = None
-        self.session: dict[str, Any] = {}
+        self._session: dict[str, Any] = {}
         self.audio_bytes_sent = 0
         self._transcript = Transcript(max_history)
         self._replies = FinishedReplies(self._transcript, meter, max_history)
         self._requests = Requests()
         self._interruptions = Interruptions(self._replies)
         self._turns = UserTurns()
-        self._open: dict[str | None, OpenResponse] = {}
-        self._finished: deque[str | None] = deque(maxlen=_FINISHED_IDS_KEPT)
-        self._finished_set: set[str | None] = set()
-        self._seq = 0
         self._out: list[Notice] = []
+        self._responses = OpenResponses(
+            turns=self._turns,
+            requests=self._requests,
+            transcript=self._transcript,
+            replies=self._replies,
+            playback=self._interruptions.playback,
+            output_rate=self.output_rate,
+            cancel_timeout=cancel_timeout,
+            cancel_grace=cancel_grace,
+        )
 
     # --- public state ---
+
+    @property
+    def cancel_timeout(self) -> float:
+        """Seconds after the last event of a cancelled response until it is finished."""
+        return self._responses.cancel_timeout
+
+    @cancel_timeout.setter
+    def cancel_timeout(self, seconds: float) -> None:
+        self._responses.cancel_timeout = seconds
+
+    @property
+    def cancel_grace(self) -> float:
+        """Seconds to wait for ``response.done`` once a cancelled response's audio is done."""
+        return self._responses.cancel_grace
+
+    @cancel_grace.setter
+    def cancel_grace(self, seconds: float) -> None:
+        self._responses.cancel_grace = seconds
+
+    @property
+    def session(self) -> dict[str, Any]:
+        """The session as the server last described it (``session.created``/``.updated``)."""
+        return self._session
+
+    @session.setter
+    def session(self, raw: dict[str, Any]) -> None:
+        self._session = raw
+        self._responses.output_rate = self.output_rate
 
     @property
     def history(self) -> list[HistoryEntry]:
@@ -171,19 +202,19 @@ class Conversation:
     @property
     def active_response_id(self) -> str | None:
         """Id of the response in progress (None when idle or when its id is unknown)."""
-        for rid in reversed(self._open):
+        for rid in reversed(self._responses.open):
             return rid
         return None
 
     @property
     def response_active(self) -> bool:
         """Whether a response is in progress (its id may be unknown)."""
-        return bool(self._open)
+        return bool(self._responses.open)
 
     @property
     def receiving_audio(self) -> bool:
         """Whether audio of an unfinished response is still coming in."""
-        return any(r.audio_bytes and not r.audio_done for r in self._open.values())
+        return any(r.audio_bytes and not r.audio_done for r in self._responses.open.values())
 
     @property
     def output_rate(self) -> int:
@@ -208,14 +239,12 @@ class Conversation:
 
     def can_create_response(self) -> bool:
         """True when no response is in progress and no ``response.create`` is pending."""
-        return not self._open and not self.response_pending
+        return not self._responses.open and not self.response_pending
 
     def next_deadline(self) -> float | None:
         """Clock time at which :meth:`poll` has work to do (None: nothing is waiting)."""
-        times = [d for d in (self._deadline(r) for r in self._open.values()) if d is not None]
         create = self._requests.create_deadline(self.create_timeout)
-        if create is not None:
-            times.append(create)
+        times = [d for d in (self._responses.next_deadline(), create) if d is not None]
         return min(times) if times else None
 
     # --- input ---
@@ -225,14 +254,19 @@ class Conversation:
         t = self.clock() if now is None else now
         out: list[Notice] = []
         self._out = out
-        handler = _HANDLERS.get(type(event))
-        if handler is not None:
-            try:
-                handler(self, event, t)
-            except Exception:
-                log.warning("conversation state: failed on %r", event, exc_info=True)
-        if self._open:
-            self._expire(t)
+        responses = self._responses
+        on_response = _RESPONSE_HANDLERS.get(type(event))
+        try:
+            if on_response is not None:
+                on_response(responses, event, t, out)
+            else:
+                handler = _HANDLERS.get(type(event))
+                if handler is not None:
+                    handler(self, event, t)
+        except Exception:
+            log.warning("conversation state: failed on %r", event, exc_info=True)
+        if responses.open:
+            responses.expire(t, out)
         self._out = []
         return out
 
@@ -254,9 +288,8 @@ class Conversation:
         """Finish cancelled responses that will get no ``response.done``; expire a lost create."""
         t = self.clock() if now is None else now
         out: list[Notice] = []
-        self._out = out
         try:
-            self._expire(t)
+            self._responses.expire(t, out)
             deadline = self._requests.create_deadline(self.create_timeout)
             if deadline is not None and t >= deadline:
                 log.warning(
@@ -266,7 +299,6 @@ class Conversation:
                 out.append(CreateFailed(eid, "no response.created before the timeout"))
         except Exception:
             log.warning("conversation state: poll failed", exc_info=True)
-        self._out = []
         return out
 
     def mark_interrupted(
@@ -281,9 +313,9 @@ class Conversation:
         """
         t = self.clock() if now is None else now
         out: list[Notice] = []
-        resp = self._open.get(response_id) if response_id is not None else None
-        if resp is None and response_id is None and self._open:
-            resp = next(reversed(self._open.values()))
+        resp = self._responses.open.get(response_id) if response_id is not None else None
+        if resp is None and response_id is None and self._responses.open:
+            resp = next(reversed(self._responses.open.values()))
         self._interruptions.reported(resp, response_id, played_ms, t, out)
         return out
 
@@ -319,10 +351,7 @@ class Conversation:
         elif kind == "response.create":
             self._requests.create_sent(eid, t)
         elif kind == "response.cancel":
-            self._requests.cancel_sent(eid, t, response_open=bool(self._open))
-            for resp in self._open.values():
-                if resp.cancel_at is None:
-                    resp.cancel_at = t
+            self._responses.cancel_sent(eid, t)
         elif kind == "input_audio_buffer.commit":
             self._turns.current.commit_sent_at = t
         elif kind == "conversation.item.create" and isinstance(fields.get("item"), Mapping):
@@ -356,7 +385,7 @@ class Conversation:
 
     def _on_speech_started(self, e: ev.InputAudioBufferSpeechStarted, t: float) -> None:
         if self.interrupts_on_speech:
-            self._interruptions.barge_in(list(self._open.values()), t, self._out)
+            self._interruptions.barge_in(list(self._responses.open.values()), t, self._out)
         self._turns.speech_started(e.item_id)
 
     def _on_speech_stopped(self, e: ev.InputAudioBufferSpeechStopped, t: float) -> None:
@@ -392,119 +421,8 @@ class Conversation:
     ) -> None:
         text = e.transcript or ""
         self._transcript.set_user(e.item_id, text, True)
-        self._turns.transcribed(e.item_id, text, (r.turn for r in self._open.values()))
+        self._turns.transcribed(e.item_id, text, (r.turn for r in self._responses.open.values()))
         self._out.append(UserTranscript(e.item_id, text, True))
-
-    # --- server events: responses ---
-
-    def _on_response_created(self, e: ev.ResponseCreated, t: float) -> None:
-        rid = e.response.id
-        if rid in self._finished_set:
-            return
-        if rid in self._open:
-            return  # announced late, after its first events: its timing is unknown
-        resp = self._start(rid, t)
-        resp.created_at = t
-
-    def _start(self, rid: str | None, t: float) -> OpenResponse:
-        # The server runs one response at a time: older ones ended without response.done.
-        for old in list(self._open.values()):
-            self._finish(old, t, "cancelled" if old.cancel_at is not None else "incomplete")
-        turn = self._turns.for_response()
-        self._requests.create_done()
-        self._seq += 1
-        resp = OpenResponse(rid, self._seq, t, self.output_rate, turn)
-        resp.cancel_at = self._requests.take_cancel_next()
-        self._open[rid] = resp
-        if turn.item_id is not None:
-            self._transcript.answer_started(turn.item_id, self._seq)
-        self._out.append(ResponseStarted(rid))
-        return resp
-
-    def _resp(self, rid: str | None, t: float) -> OpenResponse | None:
-        """The open response for an event, started implicitly if it was never announced."""
-        resp = self._open.get(rid)
-        if resp is None:
-            if rid is None:
-                if not self._open:
-                    return None
-                resp = next(reversed(self._open.values()))
-            elif rid in self._finished_set:
-                return None
-            else:
-                resp = self._start(rid, t)
-        resp.last_event_at = t
-        return resp
-
-    def _on_response_part(self, e: Any, t: float) -> None:
-        resp = self._resp(e.response_id, t)
-        if resp is None:
-            return
-        said = resp.apply(e, t)
-        if said is not None:
-            text, delta, final = said
-            self._transcript.set(("assistant", resp.seq), "assistant", resp.item_id, text, final)
-            self._out.append(AssistantTranscript(resp.id, resp.item_id, text, delta, final))
-
-    def _on_audio_delta(self, e: ev.ResponseAudioDelta, t: float) -> None:
-        resp = self._resp(e.response_id, t)
-        if resp is not None and e.audio:
-            resp.add_audio(e.audio, t)
-            self._interruptions.playback.received(resp.id, len(e.audio), resp.sample_rate, t)
-
-    def _on_response_done(self, e: ev.ResponseDone, t: float) -> None:
-        r = e.response
-        if r.id in self._finished_set and r.id not in self._open:
-            log.debug("response.done for %r, which already ended", r.id)
-            return
-        resp = self._resp(r.id, t)
-        if resp is None:
-            return
-        resp.absorb_done(r)
-        self._finish(resp, t, r.status or "completed", r)
-
-    def _on_error(self, e: ev.ErrorEvent, t: float) -> None:
-        cancelling = any(r.cancel_at is not None for r in self._open.values())
-        refuses_create, refuses_cancel = self._requests.refused(
-            e.error.event_id, cancelling=cancelling
-        )
-        if refuses_create:
-            self._out.append(CreateFailed(self._requests.create_done(), e.error.message or ""))
-        if refuses_cancel:
-            # The cancel found nothing to cancel: whatever we think is running has ended.
-            self._requests.cancel_refused()
-            for resp in list(self._open.values()):
-                if resp.cancel_at is not None:
-                    self._finish(resp, t, "cancelled")
-
-    # --- ending responses ---
-
-    def _deadline(self, resp: OpenResponse) -> float | None:
-        if resp.cancel_at is None:
-            return None
-        deadline = max(resp.cancel_at, resp.last_event_at) + self.cancel_timeout
-        if resp.ended_hint_at is not None:
-            deadline = min(deadline, resp.ended_hint_at + self.cancel_grace)
-        return deadline
-
-    def _expire(self, t: float) -> None:
-        for resp in list(self._open.values()):
-            deadline = self._deadline(resp)
-            if deadline is not None and t >= deadline:
-                log.debug("response %r: no response.done after cancel; ending it", resp.id)
-                self._finish(resp, t, "cancelled")
-
-    def _finish(
-        self, resp: OpenResponse, t: float, status: str, done: ev.Response | None = None
-    ) -> None:
-        self._open.pop(resp.id, None)
-        if resp.id not in self._finished_set:
-            if len(self._finished) == self._finished.maxlen:
-                self._finished_set.discard(self._finished[0])
-            self._finished.append(resp.id)
-            self._finished_set.add(resp.id)
-        self._turns.last = resp.turn
-        self._replies.finish(resp, t, status, done, self._out)
 
 
 _HANDLERS: dict[type, Callable[[Conversation, Any, float], None]] = {
@@ -516,19 +434,25 @@ _HANDLERS: dict[type, Callable[[Conversation, Any, float], None]] = {
     ev.ConversationItemCreated: Conversation._on_item_created,
     ev.ConversationItemInputAudioTranscriptionDelta: Conversation._on_user_delta,
     ev.ConversationItemInputAudioTranscriptionCompleted: Conversation._on_user_completed,
-    ev.ResponseCreated: Conversation._on_response_created,
-    ev.ResponseDone: Conversation._on_response_done,
-    ev.ResponseOutputItemAdded: Conversation._on_response_part,
-    ev.ResponseOutputItemDone: Conversation._on_response_part,
-    ev.ResponseAudioTranscriptDelta: Conversation._on_response_part,
-    ev.ResponseAudioTranscriptDone: Conversation._on_response_part,
-    ev.ResponseAudioDelta: Conversation._on_audio_delta,
-    ev.ResponseAudioDone: Conversation._on_response_part,
-    ev.ResponseTextDelta: Conversation._on_response_part,
-    ev.ResponseTextDone: Conversation._on_response_part,
-    ev.ResponseFunctionCallArgumentsDelta: Conversation._on_response_part,
-    ev.ResponseFunctionCallArgumentsDone: Conversation._on_response_part,
-    ev.ResponseContentPartAdded: Conversation._on_response_part,
-    ev.ResponseContentPartDone: Conversation._on_response_part,
-    ev.ErrorEvent: Conversation._on_error,
 }
+"""The session's and the user's events."""
+
+
+_RESPONSE_HANDLERS: dict[type, Callable[[OpenResponses, Any, float, list[Notice]], None]] = {
+    ev.ResponseCreated: OpenResponses.on_created,
+    ev.ResponseDone: OpenResponses.on_done,
+    ev.ResponseOutputItemAdded: OpenResponses.on_part,
+    ev.ResponseOutputItemDone: OpenResponses.on_part,
+    ev.ResponseAudioTranscriptDelta: OpenResponses.on_part,
+    ev.ResponseAudioTranscriptDone: OpenResponses.on_part,
+    ev.ResponseAudioDelta: OpenResponses.on_audio_delta,
+    ev.ResponseAudioDone: OpenResponses.on_part,
+    ev.ResponseTextDelta: OpenResponses.on_part,
+    ev.ResponseTextDone: OpenResponses.on_part,
+    ev.ResponseFunctionCallArgumentsDelta: OpenResponses.on_part,
+    ev.ResponseFunctionCallArgumentsDone: OpenResponses.on_part,
+    ev.ResponseContentPartAdded: OpenResponses.on_part,
+    ev.ResponseContentPartDone: OpenResponses.on_part,
+    ev.ErrorEvent: OpenResponses.on_error,
+}
+"""A response's events, handled by ``OpenResponses``."""

@@ -186,7 +186,7 @@ CORE = {
     "errors", "limits", "_wire", "models", "_validators", "_turn_detection", "config",
     "_client_events", "_payloads", "_server_events", "_decode_audio", "_decode", "_sdk_events",
     "events", "reply", "_heard", "_notices", "_turns", "_transcript", "_requests", "_replies",
-    "_interruptions", "conversation", "history", "pricing", "_logformat",
+    "_interruptions", "_open_responses", "conversation", "history", "pricing", "_logformat",
 }  # fmt: skip
 
 
