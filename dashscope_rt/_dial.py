@@ -1,4 +1,4 @@
-"""Opening a WebSocket under one deadline: TCP, an HTTP proxy's tunnel, TLS, the HTTP upgrade.
+"""Opening a WebSocket under one deadline: name lookup, TCP, a proxy tunnel, TLS, the upgrade.
 
 The socket is opened here; websocket-client performs only the upgrade on it, through its public
 ``WebSocket.connect(url, socket=...)``. Socket timeouts apply per read, so a server that drips
@@ -13,6 +13,7 @@ import base64
 import contextlib
 import email.utils
 import errno
+import ipaddress
 import socket
 import ssl
 import threading
@@ -227,9 +228,40 @@ def dial(
     return sock
 
 
+def _resolve(host: str, port: int, deadline: _Deadline) -> list[Any]:
+    """``getaddrinfo`` under the deadline: the system resolver has its own, longer timeouts.
+
+    An address literal resolves at once on this thread; a name is looked up on a helper thread
+    that outlives a missed deadline only until the resolver gives up (it cannot be cancelled).
+    """
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    result: list[Any] = []
+    failure: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            result.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+
+    worker = threading.Thread(target=lookup, name="dashscope_rt-resolve", daemon=True)
+    worker.start()
+    worker.join(deadline.remaining())
+    if worker.is_alive():
+        raise deadline.expired()
+    if failure:
+        raise failure[0]
+    return result
+
+
 def _tcp(host: str, port: int, deadline: _Deadline, safe_url: str) -> socket.socket:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _resolve(host, port, deadline)
     except (socket.gaierror, UnicodeError) as exc:
         raise NameResolutionError(
             f"cannot resolve {host!r} for {safe_url} ({type(exc).__name__}: {exc})", url=safe_url

@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 from hostile_servers import Hostile, drip, upgrade_response
@@ -63,6 +65,30 @@ def test_slow_drip_101_is_cut_at_the_connect_timeout() -> None:
             Transport.connect(server.url, headers=AUTH, timeout=0.5)
         took = time.monotonic() - start
     assert took < 5, f"connect() took {took:.1f} s with timeout=0.5"
+    assert "0.5 s" in str(info.value)
+
+
+@pytest.mark.timeout(30)
+def test_a_slow_name_lookup_is_cut_at_the_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system resolver hangs (a dead DNS server): the 0.5 s deadline covers the lookup too."""
+    release, returned = threading.Event(), threading.Event()
+    real = socket.getaddrinfo
+
+    def hanging(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.example":
+            release.wait(20)  # the test ends it, so the lookup thread does not outlive the test
+            returned.set()
+        return real("127.0.0.1", *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    try:
+        with pytest.raises(ConnectTimeout) as info:
+            Transport.connect(
+                "ws://slow-dns.example:9/api-ws/v1/realtime", headers=AUTH, timeout=0.5
+            )
+        assert not returned.is_set(), "connect() waited for the hanging lookup to give up"
+    finally:
+        release.set()
     assert "0.5 s" in str(info.value)
 
 
