@@ -84,7 +84,9 @@ class Simulator:
     ...     ws = websocket.create_connection(sim.url + "?model=qwen3-omni-flash-realtime",
     ...                                      header=[f"Authorization: Bearer {sim.api_key}"])
 
-    ``url`` has no query string: add ``?model=...`` (or use :meth:`url_for`).
+    ``url`` has no query string: add ``?model=...`` (or use :meth:`url_for`). Every connection
+    is served from one event loop in one thread: a ``responder`` or ``transcriber`` runs on it,
+    so a slow one delays every connection.
     """
 
     def __init__(
