@@ -193,7 +193,7 @@ class Simulator:
         server.close()  # closes the connections with 1001
         try:
             await asyncio.wait_for(server.wait_closed(), self.close_timeout + 5.0)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not TimeoutError before Python 3.11
             log.warning("simulator connections still open after stop(); cancelled")
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
