@@ -74,6 +74,7 @@ class ConnectionRecord:
         self._t0 = time.monotonic()
         self._wake = asyncio.Event()
         self._send_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._events_sent = 0
         self._dead = False
 
@@ -112,13 +113,16 @@ class ConnectionRecord:
 
     # ------------------------------------------------------------ controls
     def _call(self, coro: Coroutine[Any, Any, _T]) -> _T | None:
-        """Run ``coro`` on the loop: wait for it from another thread, schedule it from the loop."""
+        """Run ``coro`` on the loop: wait for it from another thread; from the loop itself (a
+        responder, a transcriber) queue it, to go out once the loop is free."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is self._loop:
-            self._loop.create_task(coro)
+            task = self._loop.create_task(coro)
+            self._tasks.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._tasks.discard)
             return None
         if self._loop.is_closed():
             coro.close()
