@@ -695,6 +695,24 @@ def test_raw_frames_and_injected_error(sim: Simulator) -> None:
     }
 
 
+def test_controls_called_from_a_responder_run_on_the_loop(sim: Simulator) -> None:
+    """A responder runs on the simulator's event loop: a control called there is queued (waiting
+    for it would deadlock the loop) and goes out once the loop is free."""
+
+    def responder(turn: Any) -> str:
+        sim.last.send_raw("from the responder")
+        return "fine"
+
+    sim.responder = responder
+    ws = start(sim, turn_detection=None)
+    send(ws, "response.create")
+    frames = [ws.recv()]
+    while "from the responder" not in frames or not any('"response.done"' in f for f in frames):
+        frames.append(ws.recv())
+    assert frames.count("from the responder") == 1
+    assert "from the responder" in [e for _, e in sim.last.sent]
+
+
 def test_faults_on_client_events() -> None:
     faults = Faults(
         error_on={

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
-import contextlib
-import copy
 import json
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -15,22 +13,20 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import attrs
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from websockets.sync.server import Server, ServerConnection, serve
 
 from ..errors import Timeout
-from ..events import ErrorDetail, ErrorEvent, ServerEvent, new_event_id
 from ..models import get_model
 from ._audio_input import Transcriber, default_transcriber
 from ._behaviour import Behaviour
+from ._connection import ConnectionRecord, _Engine
 from ._engine import SimulatedSession
-from ._faults import Faults, close_frame
-from ._outbox import Outgoing
+from ._faults import Faults
 from ._replay import ReplayEngine
 from ._responder import Responder, ScriptedReply, Turn, default_responder
 
@@ -61,17 +57,6 @@ _MAX_FRAME = 32 * 1024 * 1024
 _T = TypeVar("_T")
 
 
-class _Engine(Protocol):
-    @property
-    def closing(self) -> bool: ...
-
-    def receive(self, frame: str | bytes, now: float) -> None: ...
-
-    def poll(self, now: float) -> list[Outgoing]: ...
-
-    def next_due(self) -> float | None: ...
-
-
 @attrs.frozen
 class Rejection:
     """A handshake the simulator refused (HTTP status before the upgrade)."""
@@ -92,279 +77,6 @@ def _redact(headers: Headers) -> dict[str, str]:
     return out
 
 
-class ConnectionRecord:
-    """One client connection: what it sent and received, and controls to break it.
-
-    ``received`` and ``sent`` are ``(seconds since the connection opened, event)`` pairs in order;
-    an event is the decoded dict, or the raw ``str``/``bytes`` frame when it was not JSON.
-    """
-
-    def __init__(self, sim: Simulator, ws: ServerConnection, info: dict[str, Any]) -> None:
-        self._sim = sim
-        self._ws = ws
-        self.id: int = info["id"]
-        self.path: str = info["path"]
-        self.model: str = info["model"]
-        self.headers: dict[str, str] = info["headers"]
-        self.workspace: str | None = info["workspace"]
-        self.faults: Faults = copy.deepcopy(sim.faults)
-        self.received: list[tuple[float, Any]] = []
-        self.sent: list[tuple[float, Any]] = []
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self.closed_by: str | None = None
-        """"server", "client" or "drop" (TCP cut without a close frame)."""
-        self.closed = threading.Event()
-        self.engine: _Engine | None = None
-        self._t0 = time.monotonic()
-        self._cond = threading.Condition()
-        self._send_lock = threading.Lock()
-        self._events_sent = 0
-        self._dead = False
-
-    def __repr__(self) -> str:
-        return (
-            f"<ConnectionRecord #{self.id} model={self.model!r} received={len(self.received)} "
-            f"sent={len(self.sent)} close={self.close_code}>"
-        )
-
-    # ------------------------------------------------------------ inspection
-    def received_types(self) -> list[str]:
-        return [e.get("type", "") if isinstance(e, dict) else "<raw>" for _, e in self.received]
-
-    def sent_types(self) -> list[str]:
-        return [e.get("type", "") if isinstance(e, dict) else "<raw>" for _, e in self.sent]
-
-    def sent_events(self, etype: str | None = None) -> list[dict[str, Any]]:
-        return [
-            e
-            for _, e in list(self.sent)
-            if isinstance(e, dict) and (etype is None or e.get("type") == etype)
-        ]
-
-    def received_events(self, etype: str | None = None) -> list[dict[str, Any]]:
-        return [
-            e
-            for _, e in list(self.received)
-            if isinstance(e, dict) and (etype is None or e.get("type") == etype)
-        ]
-
-    @property
-    def session(self) -> dict[str, Any] | None:
-        """The effective session config (None in replay mode)."""
-        eng = self.engine
-        return copy.deepcopy(eng.config) if isinstance(eng, SimulatedSession) else None
-
-    # ------------------------------------------------------------ controls
-    def _now(self) -> float:
-        return time.monotonic() - self._t0
-
-    def _log_sent(self, item: Any) -> None:
-        if self._sim.record:
-            self.sent.append((self._now(), item))
-        self._sim._changed()
-
-    def send_raw(self, data: str | bytes) -> None:
-        """Send a text (str) or binary (bytes) frame as is: malformed JSON, unknown types, ..."""
-        with self._send_lock:
-            self._ws.send(data)
-            self._log_sent(data)
-
-    def send_event(self, event: ServerEvent | dict[str, Any]) -> None:
-        """Send a server event now: a typed event, or a wire dict sent as it is (an
-        ``event_id`` is added to either if missing)."""
-        if isinstance(event, dict):
-            ev = event if "event_id" in event else {"event_id": new_event_id(), **event}
-        else:
-            ev = event.to_wire(event_id=new_event_id() if event.event_id is None else None)
-        with self._send_lock:
-            self._ws.send(json.dumps(ev, ensure_ascii=False))
-            self._log_sent(ev)
-
-    def inject_error(
-        self,
-        message: str = "Internal service error: null",
-        *,
-        type: str = "server_error",
-        code: str | None = "internal_error",
-        param: str | None = None,
-    ) -> None:
-        """Send an ``error`` event."""
-        self.send_event(
-            ErrorEvent(error=ErrorDetail(type=type, code=code, message=message, param=param))
-        )
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close with ``code``/``reason``; a reason over 123 bytes goes out as a raw frame."""
-        with self._send_lock:
-            self._close_locked(code, reason)
-
-    def _close_locked(self, code: int, reason: str) -> None:
-        if self._dead:
-            return
-        self._dead = True
-        self.close_code, self.close_reason, self.closed_by = code, reason, "server"
-        if len(reason.encode("utf-8")) <= 123:
-            try:
-                self._ws.close(code, reason)
-            except Exception:  # already gone
-                log.debug("close failed", exc_info=True)
-            return
-        try:
-            with self._ws.protocol_mutex:
-                self._ws.socket.sendall(close_frame(code, reason))
-            self._ws.socket.shutdown(socket.SHUT_WR)
-        except OSError:
-            log.debug("raw close failed", exc_info=True)
-
-    def ping(self, data: bytes = b"") -> threading.Event:
-        """Send a WebSocket ping; the returned event is set when the client's pong arrives."""
-        with self._send_lock:
-            return self._ws.ping(data)
-
-    def drop(self) -> None:
-        """Cut the TCP connection without a close frame (the client sees 1006)."""
-        with self._send_lock:
-            self._drop_locked()
-
-    def _drop_locked(self) -> None:
-        if self._dead:
-            return
-        self._dead = True
-        self.closed_by = "drop"
-        self.close_code = 1006
-        with contextlib.suppress(OSError):
-            self._ws.socket.shutdown(socket.SHUT_RDWR)
-
-    def stall(self) -> None:
-        """Stop sending events (they queue up) until :meth:`resume`."""
-        with self._cond:
-            self.faults.stall = True
-
-    def resume(self) -> None:
-        with self._cond:
-            self.faults.stall = False
-            self._cond.notify_all()
-
-    # ------------------------------------------------------------ loop
-    def _send_outgoing(self, out: Outgoing) -> bool:
-        """Send one engine output; False when the connection is finished."""
-        f = self.faults
-        if out.event is None:
-            code, reason = out.close or (1000, "")
-            with self._send_lock:
-                self._close_locked(code, reason)
-            return False
-        if f.event_delay_s > 0 and self._sim._stopping.wait(f.event_delay_s):
-            return False
-        with self._send_lock:
-            if self._dead:
-                return False
-            try:
-                self._ws.send(json.dumps(out.event, ensure_ascii=False))
-            except ConnectionClosed:
-                return False
-            self._events_sent += 1
-            self._log_sent(out.event)
-            if f.drop_after_events is not None and self._events_sent >= f.drop_after_events:
-                self._drop_locked()
-                return False
-            etype = str(out.event.get("type", ""))
-            if f.drop_mid_response and etype.startswith("response.") and etype.endswith(".delta"):
-                self._drop_locked()
-                return False
-        return True
-
-    def _sender(self) -> None:
-        engine = self.engine
-        assert engine is not None
-        while True:
-            with self._cond:
-                while True:
-                    if self._sim._stopping.is_set() or self._dead or self.closed.is_set():
-                        return
-                    if not self.faults.stall:
-                        outs = engine.poll(time.monotonic())
-                        if outs:
-                            break
-                        due = engine.next_due()
-                    else:
-                        due = None
-                    timeout = 0.5 if due is None else max(0.0, min(0.5, due - time.monotonic()))
-                    self._cond.wait(timeout)
-            for out in outs:
-                if not self._send_outgoing(out):
-                    return
-
-    def _feed(self, frame: str | bytes) -> None:
-        parsed: Any = frame
-        if isinstance(frame, str):
-            try:
-                parsed = json.loads(frame)
-            except ValueError:
-                parsed = frame
-        if self._sim.record:
-            self.received.append((self._now(), parsed))
-        self._sim._changed()
-        etype = parsed.get("type") if isinstance(parsed, dict) else None
-        if etype in self.faults.close_on:
-            code, reason = self.faults.close_on[str(etype)]
-            self.close(code, reason)
-            return
-        if etype in self.faults.error_on:
-            error = ErrorDetail.from_wire(dict(self.faults.error_on[str(etype)]))
-            self.send_event(ErrorEvent(error=error))
-            return
-        with self._cond:
-            assert self.engine is not None
-            self.engine.receive(frame, time.monotonic())
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        sender = threading.Thread(target=self._sender, name=f"sim-send-{self.id}", daemon=True)
-        sender.start()
-        dead_since: float | None = None
-        try:
-            if self.faults.on_connect_frames:
-                self._sim.wait_for(lambda: self._events_sent >= 1, timeout=5.0)
-                for data in self.faults.on_connect_frames:
-                    self.send_raw(data)
-            if self.faults.close_after_created is not None:
-                self._sim.wait_for(lambda: self._events_sent >= 1, timeout=5.0)
-                self.close(*self.faults.close_after_created)
-            while not self._sim._stopping.is_set():
-                try:
-                    frame = self._ws.recv(timeout=0.25)
-                except TimeoutError:
-                    if self._dead:
-                        # A raw close or a drop: give the client a moment to answer, then go.
-                        dead_since = dead_since or time.monotonic()
-                        if time.monotonic() - dead_since > 2.0:
-                            break
-                    continue
-                except ConnectionClosed:
-                    break
-                self._feed(frame)
-        except Exception:
-            log.exception("simulator connection #%d failed", self.id)
-        finally:
-            if self.closed_by is None:
-                rcvd = self._ws.protocol.close_rcvd
-                if self._sim._stopping.is_set():
-                    self.closed_by, self.close_code = "server", 1001
-                elif rcvd is not None:
-                    self.closed_by, self.close_code = "client", rcvd.code
-                    self.close_reason = rcvd.reason
-                else:
-                    self.closed_by, self.close_code = "client", 1006
-            with self._cond:
-                self.closed.set()
-                self._cond.notify_all()
-            sender.join()
-            self._ws.close_socket()
-            self._sim._changed()
-
-
 class Simulator:
     """A local stand-in for the DashScope realtime service, on a real WebSocket server.
 
@@ -372,7 +84,9 @@ class Simulator:
     ...     ws = websocket.create_connection(sim.url + "?model=qwen3-omni-flash-realtime",
     ...                                      header=[f"Authorization: Bearer {sim.api_key}"])
 
-    ``url`` has no query string: add ``?model=...`` (or use :meth:`url_for`).
+    ``url`` has no query string: add ``?model=...`` (or use :meth:`url_for`). Every connection
+    is served from one event loop in one thread: a ``responder`` or ``transcriber`` runs on it,
+    so a slow one delays every connection.
     """
 
     def __init__(
@@ -419,16 +133,33 @@ class Simulator:
         self._cond = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._server: Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._next_id = 0
-        self._handler_threads: set[threading.Thread] = set()
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> Simulator:
+        """Listen, serving every connection from one event loop in a thread of its own."""
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = serve(
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="sim-server", daemon=True)
+        thread.start()
+        try:
+            self._server = asyncio.run_coroutine_threadsafe(self._serve(), loop).result()
+        except BaseException:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+            raise
+        self._loop, self._thread = loop, thread
+        self._port = self._server.sockets[0].getsockname()[1]
+        log.info("simulator listening on %s", self.url)
+        return self
+
+    async def _serve(self) -> Server:
+        server = await serve(
             self._handler,
             self.host,
             self._port,
@@ -441,35 +172,33 @@ class Simulator:
             logger=_wire_log,
             ssl=self.ssl_context,
         )
-        self._port = self._server.socket.getsockname()[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sim-server", daemon=True
-        )
-        self._thread.start()
-        log.info("simulator listening on %s", self.url)
-        return self
+        assert isinstance(server, Server)
+        return server
 
     def stop(self) -> None:
-        """Close every connection (1001) and the listening socket; joins every thread."""
+        """Close every connection (1001) and the listening socket; joins the server's thread."""
         server, self._server = self._server, None
-        if server is None:
+        loop, thread = self._loop, self._thread
+        if server is None or loop is None or thread is None:
             return
         self._stopping.set()
-        with self._cond:
-            self._cond.notify_all()
-        for conn in self.connections:
-            with conn._cond:
-                conn._cond.notify_all()
-        server.shutdown()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        # websockets runs each connection in a thread of its own that shutdown() does not join.
-        with self._lock:
-            handlers, self._handler_threads = self._handler_threads, set()
-        deadline = time.monotonic() + self.close_timeout + 5.0
-        for thread in handlers - {threading.current_thread()}:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._changed()
+        asyncio.run_coroutine_threadsafe(self._shutdown(server), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+        self._loop = self._thread = None
+
+    async def _shutdown(self, server: Server) -> None:
+        server.close()  # closes the connections with 1001
+        try:
+            await asyncio.wait_for(server.wait_closed(), self.close_timeout + 5.0)
+        except asyncio.TimeoutError:  # not TimeoutError before Python 3.11
+            log.warning("simulator connections still open after stop(); cancelled")
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -565,7 +294,6 @@ class Simulator:
         return Response(status, reason, hdrs, data)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        self._track_connection_thread()  # rejected handshakes run in a thread of their own too
         parts = urllib.parse.urlsplit(request.path)
         query = urllib.parse.parse_qs(parts.query)
         if parts.path.rstrip("/") != PATH:
@@ -618,13 +346,7 @@ class Simulator:
             known_model=info.known,
         )
 
-    def _track_connection_thread(self) -> None:
-        """Remember the calling websockets connection thread, for :meth:`stop` to join."""
-        with self._lock:
-            alive = {t for t in self._handler_threads if t.is_alive()}
-            self._handler_threads = alive | {threading.current_thread()}
-
-    def _handler(self, ws: ServerConnection) -> None:
+    async def _handler(self, ws: ServerConnection) -> None:
         with self._lock:
             info = self._pending.pop(id(ws))
         record = ConnectionRecord(self, ws, info)
@@ -632,4 +354,4 @@ class Simulator:
         with self._lock:
             self._connections.append(record)
         self._changed()
-        record._run()
+        await record._run()
